@@ -1,0 +1,259 @@
+"""Training data that needs no download.
+
+Sources
+-------
+* ``deadleaves``: synthetic "dead leaves" images generated here: occluding discs and
+  rectangles whose sizes follow a power law (the scale invariance of natural images), with
+  flat colours, smooth gradients, striped textures and a little blur.
+* ``bundled``: the photos shipped inside scikit-image and scikit-learn wheels.
+* ``train400``: ``../shared/data/train/Train400`` (400 gray photos) when present; half of its
+  patches are given a smooth random chroma so the colour model sees more colour structure.
+* ``folder:PATH``: any folder of the user's images.
+
+Patches are random crops with flips and 90-degree rotations. A share of patches is made
+gray (all three channels equal), in which case the training noise is gray too, so the
+colour model also denoises gray images (replicated to RGB).
+
+Every batch is a pure function of (seed, rank, step): resuming needs no RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+SKIMAGE_PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
+    "ihc.png", "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "camera.png",
+    "moon.png", "brick.png", "grass.png", "gravel.png", "coins.png",
+)
+SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+
+
+def default_train400() -> Path:
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train" / "Train400"
+
+
+def bundled_photo_paths() -> list[Path]:
+    """Photos shipped inside installed packages (no network needed)."""
+    paths: list[Path] = []
+    try:
+        import skimage
+
+        d = Path(skimage.__file__).parent / "data"
+        paths += [d / n for n in SKIMAGE_PHOTOS if (d / n).exists()]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import sklearn
+
+        d = Path(sklearn.__file__).parent / "datasets" / "images"
+        paths += [d / n for n in SKLEARN_PHOTOS if (d / n).exists()]
+    except ImportError:  # pragma: no cover
+        pass
+    return paths
+
+
+def _read_rgb_uint8(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+def folder_paths(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+
+
+# --------------------------------------------------------------------------- dead leaves
+
+
+def dead_leaves(size: int, rng: np.random.Generator, r_min: float = 1.5,
+                r_max: float = None, alpha: float = 3.0, n_shapes: int = 1200) -> np.ndarray:
+    """One dead-leaves image (size x size x 3, uint8).
+
+    Shape radii follow p(r) ~ r^-alpha on [r_min, r_max] (alpha = 3 gives the 1/f^2 power
+    spectrum of natural images). Shapes are painted back to front, each occluding the
+    ones before it; each has a flat colour, a linear gradient or a striped texture."""
+    r_max = r_max or size / 2
+    img = np.zeros((size, size, 3), dtype=np.float32)
+    img[:] = rng.uniform(0, 1, size=3)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    # inverse-CDF sampling of the power law
+    u = rng.uniform(size=n_shapes)
+    a1 = 1.0 - alpha
+    radii = (r_min**a1 + u * (r_max**a1 - r_min**a1)) ** (1.0 / a1)
+    radii = np.sort(radii)[::-1]  # big ones first, small ones on top
+    for r in radii:
+        cx, cy = rng.uniform(-r, size + r, size=2)
+        x0, x1 = int(max(0, cx - r - 1)), int(min(size, cx + r + 2))
+        y0, y1 = int(max(0, cy - r - 1)), int(min(size, cy + r + 2))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        sx, sy = xx[y0:y1, x0:x1], yy[y0:y1, x0:x1]
+        kind = rng.uniform()
+        if kind < 0.7:
+            mask = (sx - cx) ** 2 + (sy - cy) ** 2 <= r * r
+        else:
+            ang = rng.uniform(0, math.pi)
+            ca, sa = math.cos(ang), math.sin(ang)
+            u_ = (sx - cx) * ca + (sy - cy) * sa
+            v_ = -(sx - cx) * sa + (sy - cy) * ca
+            mask = (np.abs(u_) <= r) & (np.abs(v_) <= r * rng.uniform(0.3, 1.0))
+        if not mask.any():
+            continue
+        base = rng.uniform(0, 1, size=3).astype(np.float32)
+        if rng.uniform() < 0.3:  # near-gray shapes are common in nature
+            base[:] = base.mean()
+        tex = rng.uniform()
+        if tex < 0.5:
+            patch = np.broadcast_to(base, mask.shape + (3,))
+        elif tex < 0.8:
+            g = rng.normal(0, 0.5 / max(r, 1.0), size=2)
+            ramp = (sx - cx) * g[0] + (sy - cy) * g[1]
+            patch = base[None, None, :] + ramp[..., None] * rng.uniform(0.3, 1.0, size=3)
+        else:
+            freq = rng.uniform(0.1, 1.2)
+            ang = rng.uniform(0, math.pi)
+            wave = np.sin(((sx * math.cos(ang) + sy * math.sin(ang)) * freq))
+            amp = rng.uniform(0.05, 0.25)
+            patch = base[None, None, :] + amp * wave[..., None]
+        region = img[y0:y1, x0:x1]
+        region[mask] = patch[mask]
+    img = np.clip(img, 0, 1)
+    t = torch.from_numpy(img).permute(2, 0, 1)[None]
+    if rng.uniform() < 0.7:  # slight optical blur
+        s = rng.uniform(0.3, 1.2)
+        k = torch.arange(-3, 4, dtype=torch.float32)
+        k = torch.exp(-(k**2) / (2 * s * s))
+        k = k / k.sum()
+        t = F.conv2d(F.pad(t, (3, 3, 0, 0), mode="reflect"), k.view(1, 1, 1, 7).repeat(3, 1, 1, 1),
+                     groups=3)
+        t = F.conv2d(F.pad(t, (0, 0, 3, 3), mode="reflect"), k.view(1, 1, 7, 1).repeat(3, 1, 1, 1),
+                     groups=3)
+    out = (t[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    return out
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+@dataclass
+class Source:
+    name: str
+    images: list  # list of HxWx3 uint8 arrays
+    weight: float
+    colourize: float = 0.0  # probability to add smooth random chroma (for gray sources)
+
+
+def _rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+
+
+def _smooth_chroma(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """(n, 2, size, size) smooth random Cb/Cr fields."""
+    low = torch.randn(n, 2, 4, 4, generator=g) * 0.05
+    low = low + torch.randn(n, 2, 1, 1, generator=g) * 0.06
+    return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def _colourize(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    """y: (n,1,H,W) luma in [0,1]; chroma (n,2,H,W) -> RGB in [0,1]."""
+    cb, cr = chroma[:, :1], chroma[:, 1:]
+    r = y + 1.402 * cr
+    gch = y - 0.344136 * cb - 0.714136 * cr
+    b = y + 1.772 * cb
+    return torch.cat([r, gch, b], 1).clamp(0, 1)
+
+
+class PatchSampler:
+    """Draws training batches (N, 3, P, P) in [-1, 1] and a per-sample 'gray' flag."""
+
+    def __init__(self, sources: list[Source], patch: int, p_gray: float = 0.15):
+        self.sources = [s for s in sources if s.images]
+        if not self.sources:
+            raise ValueError("No training images found in the requested data sources.")
+        w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
+        self.probs = w / w.sum()
+        self.patch = patch
+        self.p_gray = p_gray
+
+    def describe(self) -> dict:
+        return {s.name: len(s.images) for s in self.sources}
+
+    def batch(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        P = self.patch
+        src_idx = torch.multinomial(self.probs, n, replacement=True, generator=g)
+        out = torch.empty(n, 3, P, P)
+        gray = torch.zeros(n, dtype=torch.bool)
+        for i in range(n):
+            src = self.sources[int(src_idx[i])]
+            img = src.images[int(torch.randint(len(src.images), (1,), generator=g))]
+            h, w = img.shape[:2]
+            if h < P or w < P:
+                t = torch.from_numpy(img).permute(2, 0, 1).float()[None] / 255.0
+                scale = P / min(h, w)
+                t = F.interpolate(t, scale_factor=scale * 1.01, mode="bilinear",
+                                  align_corners=False)[0]
+                h, w = t.shape[1:]
+            else:
+                t = None
+            y0 = int(torch.randint(h - P + 1, (1,), generator=g))
+            x0 = int(torch.randint(w - P + 1, (1,), generator=g))
+            if t is None:
+                crop = torch.from_numpy(img[y0:y0 + P, x0:x0 + P]).permute(2, 0, 1).float() / 255.0
+            else:
+                crop = t[:, y0:y0 + P, x0:x0 + P]
+            k = int(torch.randint(4, (1,), generator=g))
+            crop = torch.rot90(crop, k, dims=(1, 2))
+            if torch.rand(1, generator=g) < 0.5:
+                crop = crop.flip(2)
+            is_gray = bool((crop[0] == crop[1]).all() and (crop[1] == crop[2]).all())
+            if is_gray and src.colourize > 0 and torch.rand(1, generator=g) < src.colourize:
+                crop = _colourize(crop[:1][None], _smooth_chroma(1, P, g))[0]
+                is_gray = False
+            elif not is_gray and torch.rand(1, generator=g) < self.p_gray:
+                crop = _rgb_to_gray(crop[None])[0]
+                is_gray = True
+            out[i] = crop
+            gray[i] = is_gray
+        return out * 2.0 - 1.0, gray
+
+
+def build_sources(spec: list[str], seed: int = 0, n_deadleaves: int = 200,
+                  deadleaves_size: int = 192, log=print) -> list[Source]:
+    """Build training sources from names: 'deadleaves', 'bundled', 'train400',
+    'folder:PATH'. A weight can follow after '@', e.g. 'train400@0.45'."""
+    sources: list[Source] = []
+    for item in spec:
+        name, _, weight = item.partition("@")
+        wt = float(weight) if weight else 1.0
+        if name == "deadleaves":
+            rng = np.random.default_rng(seed + 12345)
+            imgs = [dead_leaves(deadleaves_size, rng) for _ in range(n_deadleaves)]
+            sources.append(Source("deadleaves", imgs, wt))
+        elif name == "bundled":
+            imgs = [_read_rgb_uint8(p) for p in bundled_photo_paths()]
+            sources.append(Source("bundled", imgs, wt))
+        elif name == "train400":
+            d = default_train400()
+            paths = folder_paths(d) if d.exists() else []
+            if not paths:
+                log(f"train400 not found at {d}; skipped")
+            imgs = [_read_rgb_uint8(p) for p in paths]
+            sources.append(Source("train400", imgs, wt, colourize=0.5))
+        elif name.startswith("folder:"):
+            paths = folder_paths(Path(name[len("folder:"):]))
+            imgs = [_read_rgb_uint8(p) for p in paths]
+            sources.append(Source(name, imgs, wt, colourize=0.5))
+        else:
+            raise ValueError(f"Unknown data source {name!r}")
+    return sources

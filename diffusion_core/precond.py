@@ -1,0 +1,109 @@
+"""EDM preconditioning (Karras et al. 2022) and the matching training loss.
+
+The denoiser works on the "variance exploding" view of any schedule:
+``y = x_0 + sigma * n``. It returns an estimate of x_0:
+
+    D(y, sigma) = c_skip(sigma) * y + c_out(sigma) * F(c_in(sigma) * y, c_noise(sigma))
+
+with ``sigma_data`` the standard deviation of the clean data (0.5 for images in [-1, 1]).
+A DDPM/DDIM state ``x_t = sqrt(ab) x_0 + sqrt(1-ab) eps`` maps to ``y = x_t / sqrt(ab)`` and
+``sigma_t = sqrt((1 - ab) / ab)``, so one set of weights serves every schedule and T.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SIGMA_DATA = 0.5
+SIGMA_MIN_NET = 0.002
+SIGMA_MAX_NET = 80.0
+
+
+def c_skip(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    return sigma_data**2 / (sigma**2 + sigma_data**2)
+
+
+def c_out(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    return sigma * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
+
+
+def c_in(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    return 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
+
+
+def c_noise(sigma: torch.Tensor) -> torch.Tensor:
+    return torch.log(sigma) / 4.0
+
+
+def loss_weight(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    """lambda(sigma) = 1 / c_out(sigma)^2: makes the raw network's target unit-variance."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+class EDMDenoiser(nn.Module):
+    """Wraps a raw network F into the preconditioned denoiser D(y, sigma) -> x0_hat.
+
+    Sigmas outside the trained range are clamped for the network input only
+    (the skip/output scalings always use the true sigma), so sigma -> 0 is the identity.
+    Gray inputs (C = 1) are replicated to the network's channels and averaged back.
+    """
+
+    def __init__(self, net: nn.Module, sigma_data: float = SIGMA_DATA):
+        super().__init__()
+        self.net = net
+        self.sigma_data = sigma_data
+
+    @property
+    def channels(self) -> int:
+        return int(getattr(self.net, "in_channels", 3))
+
+    def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        n, c = y.shape[:2]
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=y.device).reshape(-1)
+        if sigma.numel() == 1:
+            sigma = sigma.expand(n)
+        s = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
+        s_net = s.clamp(SIGMA_MIN_NET, SIGMA_MAX_NET)
+        x_in = y.float()
+        gray_in = c == 1 and self.channels == 3
+        if gray_in:
+            x_in = x_in.expand(n, 3, *y.shape[2:])
+        f = self.net((c_in(s_net, self.sigma_data) * x_in).to(y.dtype), c_noise(s_net).reshape(-1))
+        f = f.float()
+        if gray_in:
+            f = f.mean(dim=1, keepdim=True)
+        return (c_skip(s, self.sigma_data) * y.float() + c_out(s, self.sigma_data) * f).to(y.dtype)
+
+
+def edm_loss(
+    denoiser: EDMDenoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
+    """Weighted denoising loss E[lambda(sigma) |D(x0 + sigma n, sigma) - x0|^2] (per-sample
+    mean over pixels, then batch mean)."""
+    s = sigma.reshape(-1, 1, 1, 1)
+    denoised = denoiser(x0 + s * noise, sigma)
+    w = loss_weight(s, denoiser.sigma_data)
+    return (w * (denoised - x0) ** 2).mean()
+
+
+def sample_training_sigmas(
+    n: int, generator: torch.Generator, p_focus: float = 0.6,
+    focus_range: tuple[float, float] = (0.02, 1.0),
+    p_mean: float = -1.2, p_std: float = 1.2,
+) -> torch.Tensor:
+    """Noise levels for training: a mixture of
+
+    * log-uniform over ``focus_range`` (probability ``p_focus``): the levels where photos are
+      restored (sigma 2.5 .. 127 on the 0-255 scale), where we want the most accuracy;
+    * EDM's log-normal(p_mean, p_std) over the whole diffusion range, clamped to
+      [0.002, 80], so the same weights also serve generation from pure noise.
+    """
+    u = torch.rand(n, generator=generator)
+    lo, hi = math.log(focus_range[0]), math.log(focus_range[1])
+    focus = torch.exp(lo + (hi - lo) * torch.rand(n, generator=generator))
+    wide = torch.exp(p_mean + p_std * torch.randn(n, generator=generator))
+    wide = wide.clamp(SIGMA_MIN_NET, SIGMA_MAX_NET)
+    return torch.where(u < p_focus, focus, wide)

@@ -1,0 +1,110 @@
+"""Generative adversarial networks for 2-D data: a vanilla GAN and WGAN-GP.
+
+The vanilla GAN uses the standard non-saturating loss (Goodfellow et al., 2014) with the
+DCGAN optimiser settings (Adam, lr 2e-4, betas (0.5, 0.999)) and one discriminator step per
+generator step. WGAN-GP (Gulrajani et al., 2017) is the usual "fixed" GAN: a critic trained
+``n_critic`` times per generator step with a gradient penalty, Adam lr 1e-4, betas (0.5, 0.9)
+as in the paper's toy experiments. One "step" of the shared budget is one generator update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import Toy2DModel, count_params, make_mlp, randn
+
+__all__ = ["GAN", "WGANGP"]
+
+
+class GAN(Toy2DModel):
+    """Vanilla GAN with the non-saturating generator loss."""
+
+    kind = "gan"
+    label = "GAN"
+
+    def __init__(self, generator: torch.Generator, device: torch.device | str = "cpu", *,
+                 hidden: int = 128, depth: int = 3, z_dim: int = 8, lr: float = 2e-4,
+                 betas: tuple[float, float] = (0.5, 0.999)):
+        super().__init__(device)
+        self.z_dim = z_dim
+        self.gen = make_mlp(z_dim, hidden, depth, 2, nn.ReLU, generator)
+        self.disc = make_mlp(2, hidden, depth, 1, lambda: nn.LeakyReLU(0.2), generator)
+        self.to(self.device)
+        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=betas)
+
+    def param_counts(self) -> dict[str, int]:
+        g, d = count_params(self.gen), count_params(self.disc)
+        return {"generator": g, "discriminator": d, "total": g + d}
+
+    def _fake(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.gen(randn((n, self.z_dim), generator, self.device))
+
+    def train_step(self, next_batch: Callable[[], torch.Tensor],
+                   generator: torch.Generator) -> dict[str, float]:
+        real = next_batch()
+        fake = self._fake(len(real), generator)
+        # Discriminator: -log D(x) - log(1 - D(G(z))), written with logits.
+        d_loss = F.softplus(-self.disc(real)).mean() + F.softplus(self.disc(fake.detach())).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        # Generator, non-saturating: -log D(G(z)).
+        g_loss = F.softplus(-self.disc(fake)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+
+    @torch.no_grad()
+    def sample_normalised(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self._fake(n, generator)
+
+
+class WGANGP(GAN):
+    """Wasserstein GAN with gradient penalty (same networks as :class:`GAN`)."""
+
+    kind = "wgan_gp"
+    label = "WGAN-GP"
+
+    def __init__(self, generator: torch.Generator, device: torch.device | str = "cpu", *,
+                 hidden: int = 128, depth: int = 3, z_dim: int = 8, lr: float = 1e-4,
+                 betas: tuple[float, float] = (0.5, 0.9), n_critic: int = 5,
+                 gp_weight: float = 10.0):
+        super().__init__(generator, device, hidden=hidden, depth=depth, z_dim=z_dim, lr=lr,
+                         betas=betas)
+        self.n_critic = n_critic
+        self.gp_weight = gp_weight
+
+    def param_counts(self) -> dict[str, int]:
+        g, d = count_params(self.gen), count_params(self.disc)
+        return {"generator": g, "critic": d, "total": g + d}
+
+    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
+        u = torch.rand((len(real), 1), generator=generator, device=generator.device)
+        mix = (u.to(real.device) * real + (1 - u.to(real.device)) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.disc(mix).sum(), mix, create_graph=True)
+        return ((grad.norm(dim=1) - 1.0) ** 2).mean()
+
+    def train_step(self, next_batch: Callable[[], torch.Tensor],
+                   generator: torch.Generator) -> dict[str, float]:
+        for _ in range(self.n_critic):
+            real = next_batch()
+            with torch.no_grad():
+                fake = self._fake(len(real), generator)
+            w_est = self.disc(real).mean() - self.disc(fake).mean()
+            c_loss = -w_est + self.gp_weight * self._gradient_penalty(real, fake, generator)
+            self.opt_d.zero_grad(set_to_none=True)
+            c_loss.backward()
+            self.opt_d.step()
+        g_loss = -self.disc(self._fake(len(real), generator)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        return {"critic": c_loss.item(), "generator": g_loss.item(),
+                "wasserstein_estimate": w_est.item()}
