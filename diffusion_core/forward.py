@@ -39,3 +39,40 @@ def forward_frames(
     for t in ts:
         out.append(x0.clone() if t < 0 else q_sample(x0, int(t), noise, schedule))
     return out
+
+
+# --------------------------------------------------------------------------- UI "steps"
+# The pages count noise steps 0..T like Ho et al. (t = 1..T), with step 0 the clean image.
+# Step s >= 1 is the library's 0-based timestep t = s - 1.
+
+
+def mix_coefs(schedule: Schedule, step: int) -> tuple[float, float]:
+    """(signal, noise) coefficients of the image and the noise at UI step 0..T."""
+    if step <= 0:
+        return 1.0, 0.0
+    t = min(int(step), schedule.T) - 1
+    return schedule.signal_coef(t), schedule.noise_coef(t)
+
+
+def x_at_step(x0: torch.Tensor, noise: torch.Tensor, schedule: Schedule, step: int):
+    a, b = mix_coefs(schedule, step)
+    return a * x0 + b * noise
+
+
+def sigma_at_step(schedule: Schedule, step: int) -> float:
+    """The equivalent VE noise level at UI step (0 for the clean image)."""
+    if step <= 0:
+        return 0.0
+    return float(schedule.sigmas[min(int(step), schedule.T) - 1])
+
+
+def step_for_sigma(schedule: Schedule, sigma: float) -> int:
+    """The UI step whose noise level is closest to sigma (>= 1)."""
+    return schedule.t_for_sigma(sigma) + 1
+
+
+def strip_steps(T: int, n: int = 8) -> list[int]:
+    """n UI steps from the clean image (0) to pure noise (T), evenly spaced."""
+    import numpy as np
+
+    return [int(round(v)) for v in np.linspace(0, T, n)]

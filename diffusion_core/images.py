@@ -20,6 +20,7 @@ Importing this module lowers Pillow's global decompression-bomb limit
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import io
@@ -27,7 +28,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Union
@@ -171,8 +172,9 @@ def from_uint8(array: np.ndarray) -> torch.Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
-        raise ValueError(f"expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got "
-                         f"{arr.shape}")
+        raise ValueError(
+            f"expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}"
+        )
     x = torch.from_numpy(arr.astype(np.float32)) / 255.0
     if x.shape[2] == 4:
         alpha = x[:, :, 3:4]
@@ -242,7 +244,9 @@ def _explain_unidentified(data: bytes) -> str:
     """A helpful message for bytes that no supported decoder recognises."""
     head = data[:1024]
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
-        return "This is a ZIP archive, not an image. Unzip it and choose one image inside."
+        return (
+            "This is a ZIP archive, not an image. Unzip it and choose one image inside."
+        )
     if head.startswith(b"%PDF"):
         return "This is a PDF document, not an image. Export a page as PNG or JPEG."
     if head[4:8] == b"ftyp":
@@ -250,8 +254,10 @@ def _explain_unidentified(data: bytes) -> str:
         if brand.startswith(b"avi"):
             return "AVIF images are not supported; please convert the image to PNG or JPEG."
         if brand in (b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1"):
-            return ("HEIC/HEIF photos are not supported; please convert the photo to JPEG "
-                    "or PNG.")
+            return (
+                "HEIC/HEIF photos are not supported; please convert the photo to JPEG "
+                "or PNG."
+            )
         return "This looks like a video or other media file, not an image."
     if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or (
         b"\x00" not in head and _mostly_printable(head)
@@ -307,8 +313,16 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
             continue
         try:
             return factory(io.BytesIO(data), None).size
-        except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError,
-                EOFError, struct.error):
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            EOFError,
+            struct.error,
+        ):
             continue
     return None
 
@@ -347,13 +361,25 @@ def _not_readable(data: bytes) -> str:
 def _open(data: bytes) -> Image.Image:
     """Identify the image (reads the header only) with the bomb guard turned into errors."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+        return Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(_bomb_message(exc, data)) from exc
-    except Exception as exc:  # UnidentifiedImageError, or plugins choking on bad headers
+    # UnidentifiedImageError, or any error from a plugin choking on a malformed header
+    except Exception as exc:
         raise ImageLoadError(_not_readable(data)) from exc
+
+
+@contextlib.contextmanager
+def _pillow_guard() -> Iterator[None]:
+    """Decompression-bomb warnings become errors; Pillow's metadata warnings are silenced.
+
+    Pillow warns (``UserWarning``) about corrupt EXIF/TIFF tags in user files; those are
+    not actionable, and anything that actually prevents decoding raises anyway.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
 
 
 def _damaged(fmt: str) -> str:
@@ -365,7 +391,15 @@ def _orientation(im: Image.Image, notes: list[str]) -> int:
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
         value = int(value)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        struct.error,
+    ):
         # damaged EXIF blocks are common and harmless
         notes.append("Damaged EXIF metadata was ignored")
         return 1
@@ -395,7 +429,9 @@ def _flatten(im: Image.Image, notes: list[str]) -> Image.Image:
     color = im.convert(base_mode)
     if not _has_visible_alpha(alpha):
         return color
-    background = Image.new(base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255))
+    background = Image.new(
+        base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255)
+    )
     background.paste(color, mask=alpha)
     notes.append(_WHITE_NOTE)
     return background
@@ -437,15 +473,19 @@ def _int_to_unit(im: Image.Image, notes: list[str]) -> np.ndarray:
         offset = 2 ** (bits - 1) if signed else 0
         scale = 1.0 / (2**bits - 1)
         out = (arr.astype(np.float32) + offset) * scale
-        notes.append(f"{bits}-bit image converted to the standard 0–1 range "
-                     f"(divided by {2**bits - 1})")
+        notes.append(
+            f"{bits}-bit image converted to the standard 0–1 range "
+            f"(divided by {2**bits - 1})"
+        )
         return np.clip(out, 0.0, 1.0, out=out)
     lo, hi = int(arr.min()), int(arr.max())
     out = arr.astype(np.float32)
     if hi > lo:
         out -= lo
         out *= 1.0 / (hi - lo)
-        notes.append(f"32-bit integer image stretched from its value range [{lo}, {hi}]")
+        notes.append(
+            f"32-bit integer image stretched from its value range [{lo}, {hi}]"
+        )
     else:
         out[...] = 0.0 if hi <= 0 else 1.0
         notes.append("32-bit integer image has a single value; shown as flat")
@@ -460,21 +500,29 @@ def _float_to_unit(im: Image.Image, notes: list[str]) -> np.ndarray:
     if not all_finite:
         n_bad = int(arr.size - np.count_nonzero(finite))
         if n_bad == arr.size:
-            raise ImageLoadError("The image contains no valid pixel values (all NaN or infinite).")
-        notes.append(f"{n_bad} pixel value(s) were NaN or infinite and were set to black")
+            raise ImageLoadError(
+                "The image contains no valid pixel values (all NaN or infinite)."
+            )
+        notes.append(
+            f"{n_bad} pixel value(s) were NaN or infinite and were set to black"
+        )
         values = arr[finite]
     else:
         values = arr
     lo, hi = float(values.min()), float(values.max())
     if lo >= 0.0 and hi <= 1.0:
-        notes.append("32-bit floating-point image used as is (values already within 0–1)")
+        notes.append(
+            "32-bit floating-point image used as is (values already within 0–1)"
+        )
     elif hi > lo:
         arr -= lo
         arr *= 1.0 / (hi - lo)
         notes.append(f"Floating-point image stretched from [{lo:.4g}, {hi:.4g}] to 0–1")
     else:
         arr[...] = min(max(lo, 0.0), 1.0)
-        notes.append(f"Floating-point image has a single value ({lo:.4g}); clipped to 0–1")
+        notes.append(
+            f"Floating-point image has a single value ({lo:.4g}); clipped to 0–1"
+        )
     if not all_finite:
         arr[~finite] = 0.0
     return np.clip(arr, 0.0, 1.0, out=arr)
@@ -517,7 +565,9 @@ def _canonical(im: Image.Image, notes: list[str], rawmodes: str) -> Image.Image:
         target = "RGBA" if "A" in mode else "RGB"
         converted = im.convert(target)
     except Exception as exc:
-        raise ImageLoadError(f"Images in colour mode {mode} are not supported.") from exc
+        raise ImageLoadError(
+            f"Images in colour mode {mode} are not supported."
+        ) from exc
     notes.append(f"Colour mode {mode} converted to RGB")
     return _flatten(converted, notes) if target == "RGBA" else converted
 
@@ -554,6 +604,12 @@ def load_image(
         raise ValueError(f"max_side must be a positive int or None, not {max_side!r}")
 
     data = _read_source(source)
+    with _pillow_guard():
+        return _decode(data, max_side, mode)
+
+
+def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
+    """The body of :func:`load_image`, run inside :func:`_pillow_guard`."""
     im = _open(data)
     notes: list[str] = []
     fmt = "JPEG" if im.format == "MPO" else str(im.format or "unknown")
@@ -581,18 +637,18 @@ def load_image(
     header_orientation = _orientation(im, []) if fmt in ("JPEG", "TIFF") else 1
 
     # Describe the stored sample layout before decoding (Pillow drops `tile` on load).
-    rawmodes = " ".join(str(getattr(t, "args", "")) for t in getattr(im, "tile", []) or [])
+    rawmodes = " ".join(
+        str(getattr(t, "args", "")) for t in getattr(im, "tile", []) or []
+    )
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if fmt == "JPEG" and max_side is not None:
-                raw_target = _target_size(width, height, max_side)
-                if raw_target != (width, height):
-                    # Let libjpeg decode at 1/2, 1/4 or 1/8 scale while that stays at least
-                    # as large as the target: much faster and lighter for big photos.
-                    im.draft(None, raw_target)
-            im.load()
+        if fmt == "JPEG" and max_side is not None:
+            raw_target = _target_size(width, height, max_side)
+            if raw_target != (width, height):
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale while that stays at least
+                # as large as the target: much faster and lighter for big photos.
+                im.draft(None, raw_target)
+        im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(_bomb_message(exc, data)) from exc
     except MemoryError as exc:
@@ -620,7 +676,9 @@ def load_image(
         elif mode == "rgb" and canon.mode in ("L", "F"):
             notes.append("Gray image repeated into 3 identical RGB channels")
         was_resized = target != original_size
-        if canon.size != target:  # (a JPEG draft may already have done part of the work)
+        if (
+            canon.size != target
+        ):  # (a JPEG draft may already have done part of the work)
             canon = canon.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         if was_resized:
             notes.append(
@@ -640,7 +698,9 @@ def load_image(
     if arr.ndim == 2:
         arr = arr[:, :, None]
     tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-    tensor = torch.nan_to_num(tensor * 2.0 - 1.0, nan=-1.0).clamp_(-1.0, 1.0).contiguous()
+    tensor = (
+        torch.nan_to_num(tensor * 2.0 - 1.0, nan=-1.0).clamp_(-1.0, 1.0).contiguous()
+    )
     if mode == "rgb" and tensor.shape[0] == 1:
         tensor = tensor.repeat(3, 1, 1)
 
@@ -683,35 +743,105 @@ class Sample:
 SAMPLES: dict[str, Sample] = {
     s.name: s
     for s in (
-        Sample("astronaut", "astronaut.png", "Astronaut",
-               "Portrait of astronaut Eileen Collins (NASA), colour.", "photo"),
-        Sample("cat", "chelsea.png", "Cat",
-               "Chelsea the cat, colour.", "photo"),
-        Sample("coffee", "coffee.png", "Coffee",
-               "A cup of coffee on a saucer, colour.", "photo"),
-        Sample("rocket", "rocket.jpg", "Rocket",
-               "A rocket launch, colour photograph (JPEG).", "photo"),
-        Sample("camera", "camera.png", "Cameraman",
-               "The classic 'cameraman' test picture, grayscale.", "photo", gray=True),
-        Sample("coins", "coins.png", "Coins",
-               "Greek coins on a dark background, grayscale.", "photo", gray=True),
-        Sample("moon", "moon.png", "Moon",
-               "Surface of the moon, grayscale.", "science", gray=True),
-        Sample("hubble", "hubble_deep_field.jpg", "Hubble deep field",
-               "Distant galaxies seen by the Hubble telescope, colour.", "science"),
-        Sample("retina", "retina.jpg", "Retina",
-               "Fundus photograph of a human retina (medical), colour.", "medical"),
-        Sample("tissue", "ihc.png", "Stained tissue",
-               "Immunohistochemistry microscopy of tissue (medical), colour.", "medical"),
-        Sample("cells", "cell.png", "Cells",
-               "Microscopy of a cell, grayscale.", "medical", gray=True),
-        Sample("phantom", "phantom.png", "CT phantom",
-               "Shepp-Logan phantom, the standard test image for CT reconstruction.",
-               "medical", gray=True),
-        Sample("brick", "brick.png", "Brick wall",
-               "Brick wall texture, grayscale.", "texture", gray=True),
-        Sample("grass", "grass.png", "Grass",
-               "Grass texture, grayscale.", "texture", gray=True),
+        Sample(
+            "astronaut",
+            "astronaut.png",
+            "Astronaut",
+            "Portrait of astronaut Eileen Collins (NASA), colour.",
+            "photo",
+        ),
+        Sample("cat", "chelsea.png", "Cat", "Chelsea the cat, colour.", "photo"),
+        Sample(
+            "coffee",
+            "coffee.png",
+            "Coffee",
+            "A cup of coffee on a saucer, colour.",
+            "photo",
+        ),
+        Sample(
+            "rocket",
+            "rocket.jpg",
+            "Rocket",
+            "A rocket launch, colour photograph (JPEG).",
+            "photo",
+        ),
+        Sample(
+            "camera",
+            "camera.png",
+            "Cameraman",
+            "The classic 'cameraman' test picture, grayscale.",
+            "photo",
+            gray=True,
+        ),
+        Sample(
+            "coins",
+            "coins.png",
+            "Coins",
+            "Greek coins on a dark background, grayscale.",
+            "photo",
+            gray=True,
+        ),
+        Sample(
+            "moon",
+            "moon.png",
+            "Moon",
+            "Surface of the moon, grayscale.",
+            "science",
+            gray=True,
+        ),
+        Sample(
+            "hubble",
+            "hubble_deep_field.jpg",
+            "Hubble deep field",
+            "Distant galaxies seen by the Hubble telescope, colour.",
+            "science",
+        ),
+        Sample(
+            "retina",
+            "retina.jpg",
+            "Retina",
+            "Fundus photograph of a human retina (medical), colour.",
+            "medical",
+        ),
+        Sample(
+            "tissue",
+            "ihc.png",
+            "Stained tissue",
+            "Immunohistochemistry microscopy of tissue (medical), colour.",
+            "medical",
+        ),
+        Sample(
+            "cells",
+            "cell.png",
+            "Cells",
+            "Microscopy of a cell, grayscale.",
+            "medical",
+            gray=True,
+        ),
+        Sample(
+            "phantom",
+            "phantom.png",
+            "CT phantom",
+            "Shepp-Logan phantom, the standard test image for CT reconstruction.",
+            "medical",
+            gray=True,
+        ),
+        Sample(
+            "brick",
+            "brick.png",
+            "Brick wall",
+            "Brick wall texture, grayscale.",
+            "texture",
+            gray=True,
+        ),
+        Sample(
+            "grass",
+            "grass.png",
+            "Grass",
+            "Grass texture, grayscale.",
+            "texture",
+            gray=True,
+        ),
     )
 }
 
@@ -747,7 +877,9 @@ def list_samples() -> list[str]:
     return [name for name in SAMPLES if sample_path(name) is not None]
 
 
-def load_sample(name: str, max_side: int | None = 512, mode: Mode = "auto") -> LoadedImage:
+def load_sample(
+    name: str, max_side: int | None = 512, mode: Mode = "auto"
+) -> LoadedImage:
     """Load a built-in sample by name (see :func:`list_samples`); never uses the network.
 
     With ``mode="auto"``, samples whose content is gray load as 1 channel.
@@ -760,7 +892,9 @@ def load_sample(name: str, max_side: int | None = 512, mode: Mode = "auto") -> L
         raise KeyError(f"unknown sample {name!r}; choose one of {sorted(SAMPLES)}")
     path = sample_path(name)
     if path is None:
-        raise ImageLoadError(f"The sample image “{SAMPLES[name].title}” is not installed.")
+        raise ImageLoadError(
+            f"The sample image “{SAMPLES[name].title}” is not installed."
+        )
     if mode == "auto" and SAMPLES[name].gray:
         mode = "gray"
     return load_image(path, max_side=max_side, mode=mode)

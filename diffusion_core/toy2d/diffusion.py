@@ -49,18 +49,24 @@ class Diffusion(Toy2DModel):
 
     def __init__(self, generator: torch.Generator, device: torch.device | str = "cpu", *,
                  hidden: int = 176, depth: int = 3, n_steps: int = 100, emb_dim: int = 32,
-                 lr: float = 1e-3, ema_decay: float = 0.995):
+                 lr: float = 1e-3, ema_decay: float = 0.995, x_freqs: int = 0,
+                 x_scale: float = 1.0, lr_decay_steps: int = 0):
         super().__init__(device)
         if n_steps < 2:
             raise ValueError("n_steps must be at least 2")
         self.n_steps = n_steps
         self.emb_dim = emb_dim
-        self.net = make_mlp(2 + emb_dim, hidden, depth, 2, nn.SiLU, generator)
+        self.x_freqs = x_freqs
+        self.x_scale = x_scale
+        self.net = make_mlp(2 + 4 * x_freqs + emb_dim, hidden, depth, 2, nn.SiLU, generator)
         self.ema_decay = ema_decay
         self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
         self.to(self.device)
         self.register_buffer("alpha_bars", linear_alpha_bars(n_steps).to(self.device))
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.sched = None
+        if lr_decay_steps:
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, lr_decay_steps)
 
     result_class: type[TrainResult]  # set after DiffusionResult is defined
 
@@ -70,7 +76,13 @@ class Diffusion(Toy2DModel):
 
     def eps(self, x: torch.Tensor, t: torch.Tensor, ema: bool = False) -> torch.Tensor:
         net = self.ema_net if ema else self.net
-        return net(torch.cat([x, timestep_embedding(t, self.emb_dim, self.n_steps)], 1))
+        feats = [x]
+        if self.x_freqs:
+            f = self.x_scale * (2.0 ** torch.arange(self.x_freqs, device=x.device, dtype=x.dtype))
+            a = (x[:, :, None] * f).flatten(1)
+            feats += [torch.sin(a), torch.cos(a)]
+        feats.append(timestep_embedding(t, self.emb_dim, self.n_steps))
+        return net(torch.cat(feats, 1))
 
     def noise(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         ab = self.alpha_bars[t].float()[:, None]
@@ -86,6 +98,8 @@ class Diffusion(Toy2DModel):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
         with torch.no_grad():
             for p_ema, p in zip(self.ema_net.parameters(), self.net.parameters(), strict=True):
                 p_ema.lerp_(p, 1.0 - self.ema_decay)

@@ -73,7 +73,11 @@ def rgb48_png(width: int, height: int) -> bytes:
     rng = np.random.default_rng(48)
     rows = []
     for _ in range(height):
-        px = rng.integers(0, 65536, size=width * 3, dtype=np.uint16).astype(">u2").tobytes()
+        px = (
+            rng.integers(0, 65536, size=width * 3, dtype=np.uint16)
+            .astype(">u2")
+            .tobytes()
+        )
         rows.append(b"\x00" + px)
     return png_bytes(width, height, 16, 2, compress_rows(rows))
 
@@ -128,10 +132,18 @@ def exif_rotated_jpeg(orientation: int = 6) -> bytes:
 
 def animated(fmt: str) -> bytes:
     """A 3-frame animation: red, green, blue 16×12 frames."""
-    frames = [Image.new("RGB", (16, 12), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    frames = [
+        Image.new("RGB", (16, 12), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))
+    ]
     extra: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
     return encode(
-        frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **extra
+        frames[0],
+        fmt,
+        save_all=True,
+        append_images=frames[1:],
+        duration=100,
+        loop=0,
+        **extra,
     )
 
 
@@ -166,7 +178,7 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
     gif = encode(gradient_rgb(64, 48).convert("P"), "GIF")
     webp = encode(gradient_rgb(64, 48), "WEBP")
     tif = encode(gradient_rgb(64, 48), "TIFF")
-    y, x = np.mgrid[0:16, 0:32]
+    _y, x = np.mgrid[0:16, 0:32]
     ramp16 = (x * 65535 // 31).astype(np.uint16)
     nan_arr = np.linspace(0.0, 1.0, 16 * 16, dtype=np.float32).reshape(16, 16)
     nan_arr[0, 0], nan_arr[1, 1], nan_arr[2, 2] = np.nan, np.inf, -np.inf
@@ -174,8 +186,9 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
     palette.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0, 0, 0] * 253)
     palette.paste(1, (0, 0, 6, 10))
     palette.paste(2, (6, 0, 12, 5))
-    la = Image.merge("LA", (Image.new("L", (10, 10), 0), Image.linear_gradient("L").resize(
-        (10, 10))))
+    la = Image.merge(
+        "LA", (Image.new("L", (10, 10), 0), Image.linear_gradient("L").resize((10, 10)))
+    )
     rgba = Image.new("RGBA", (10, 10), (0, 0, 255, 0))
     rgba.paste((0, 0, 255, 255), (0, 0, 5, 10))
 
@@ -183,11 +196,17 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
         # --- not images at all ---------------------------------------------------------
         "zero_bytes.png": lambda: b"",
         "text.png": lambda: b"Hello, this is not an image.\nJust some text.\n" * 3,
-        "html.jpg": lambda: b"<!DOCTYPE html>\n<html><head><title>404</title></head>"
-        b"<body><h1>Not Found</h1></body></html>\n",
-        "drawing_svg.png": lambda: b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/'
-        b'2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>\n',
-        "document.pdf": lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n",
+        "html.jpg": lambda: (
+            b"<!DOCTYPE html>\n<html><head><title>404</title></head>"
+            b"<body><h1>Not Found</h1></body></html>\n"
+        ),
+        "drawing_svg.png": lambda: (
+            b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/'
+            b'2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>\n'
+        ),
+        "document.pdf": lambda: (
+            b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
+        ),
         "archive.zip": zip_with_png,
         "archive_renamed.png": zip_with_png,
         "random_garbage.bin": lambda: np.random.default_rng(0).bytes(4096),
@@ -227,8 +246,12 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
         ),
         "float32_nan_inf.tif": lambda: float_tiff(nan_arr),
         "float32_all_nan.tif": lambda: float_tiff(np.full((4, 4), np.nan)),
-        "cmyk.jpg": lambda: encode(Image.new("CMYK", (16, 12), (0, 255, 255, 0)), "JPEG"),
-        "cmyk.tif": lambda: encode(Image.new("CMYK", (16, 12), (255, 0, 255, 0)), "TIFF"),
+        "cmyk.jpg": lambda: encode(
+            Image.new("CMYK", (16, 12), (0, 255, 255, 0)), "JPEG"
+        ),
+        "cmyk.tif": lambda: encode(
+            Image.new("CMYK", (16, 12), (255, 0, 255, 0)), "TIFF"
+        ),
         "palette.png": lambda: encode(palette, "PNG"),
         "palette_transparent.png": lambda: encode(palette, "PNG", transparency=0),
         "palette.bmp": lambda: encode(palette, "BMP"),
@@ -241,9 +264,16 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
         "multipage.tif": multipage_tiff,
         "exif_rotated.jpg": lambda: exif_rotated_jpeg(6),
         "exif_bad_orientation.jpg": lambda: exif_rotated_jpeg(42),
-        "exif_garbage.jpg": lambda: encode(gradient_rgb(8, 8), "JPEG", exif=b"Exif\x00\x00junk"),
+        "exif_garbage.jpg": lambda: encode(
+            gradient_rgb(8, 8), "JPEG", exif=b"Exif\x00\x00junk"
+        ),
     }
     return builders
+
+
+def corpus_names() -> list[str]:
+    """File names :func:`make_corpus` writes, in a stable order."""
+    return list(_corpus_builders())
 
 
 def make_corpus(out_dir: str | Path) -> dict[str, Path]:

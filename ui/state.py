@@ -1,0 +1,108 @@
+"""Session-state keys shared across pages, and the image picker every page uses."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from diffusion_core.images import SAMPLES, ImageLoadError, LoadedImage, list_samples, load_image
+from diffusion_core.images import load_sample
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
+SIZES = [128, 192, 256, 384, 512, 768, 1024]
+
+# Keys in st.session_state shared by all pages
+K_SOURCE = "lab_source"          # "sample" or "upload"
+K_SAMPLE = "lab_sample"          # sample name
+K_UPLOAD = "lab_upload_bytes"    # bytes of the last good upload (kept across pages)
+K_UPLOAD_NAME = "lab_upload_label"
+K_SIZE = "lab_max_side"
+K_SEED = "lab_seed"
+K_SCHEDULE = "lab_schedule"
+K_T = "lab_T"
+K_STEP = "lab_step"
+
+
+def init_state() -> None:
+    ss = st.session_state
+    samples = list_samples()
+    ss.setdefault(K_SOURCE, "sample")
+    ss.setdefault(K_SAMPLE, samples[0] if samples else None)
+    ss.setdefault(K_SIZE, 512)
+    ss.setdefault(K_SEED, 0)
+    ss.setdefault(K_SCHEDULE, "linear")
+    ss.setdefault(K_T, 1000)
+    ss.setdefault(K_STEP, 250)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _load_sample_cached(name: str, max_side: int):
+    im = load_sample(name, max_side=max_side)
+    return im.tensor, im.notes
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _load_bytes_cached(digest: str, data: bytes, max_side: int):
+    im = load_image(data, max_side=max_side)
+    return im.tensor, im.notes
+
+
+def clamp_int(v, lo: int, hi: int, default: int) -> int:
+    """Server-side clamp for any numeric control (the widget bounds are not trusted)."""
+    try:
+        v = int(v)
+    except (TypeError, ValueError):
+        return default
+    return max(lo, min(hi, v))
+
+
+def image_picker(container=None, key: str = "picker"):
+    """Sidebar widget: built-in sample or upload. Returns (tensor (C,H,W) in [-1,1], label).
+
+    A bad upload shows one clear message and the previous image stays in use."""
+    init_state()
+    c = container or st.sidebar
+    ss = st.session_state
+    samples = list_samples()
+    c.radio("Image", ["sample", "upload"], key=K_SOURCE, horizontal=True,
+            format_func=lambda s: "Built-in sample" if s == "sample" else "Upload your own")
+    if ss[K_SOURCE] == "upload":
+        up = c.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES,
+                             key=f"{key}_uploader")
+        if up is not None:
+            data = up.getvalue()
+            digest = hashlib.sha256(data).hexdigest()
+            if ss.get("lab_upload_digest") != digest:
+                try:
+                    load_image(data, max_side=64)  # validate once before keeping it
+                    ss[K_UPLOAD] = data
+                    ss["lab_upload_digest"] = digest
+                    ss[K_UPLOAD_NAME] = "your upload"
+                    ss.pop("lab_upload_error", None)
+                except ImageLoadError as e:
+                    ss["lab_upload_error"] = str(e)
+                    ss["lab_upload_digest"] = digest
+        if ss.get("lab_upload_error"):
+            c.error(ss["lab_upload_error"])
+        if ss.get(K_UPLOAD) is None:
+            c.info("No upload yet: showing the built-in sample meanwhile.")
+    else:
+        c.selectbox("Sample", samples, key=K_SAMPLE,
+                    format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
+    c.select_slider("Working size (longest side, pixels)", SIZES, key=K_SIZE)
+    max_side = clamp_int(ss[K_SIZE], 32, 1024, 512)
+    if ss[K_SOURCE] == "upload" and ss.get(K_UPLOAD) is not None:
+        data = ss[K_UPLOAD]
+        try:
+            t, notes = _load_bytes_cached(ss["lab_upload_digest"], data, max_side)
+            return t, "your upload", notes
+        except ImageLoadError as e:  # pragma: no cover - validated above
+            c.error(str(e))
+    name = ss[K_SAMPLE] if ss[K_SAMPLE] in samples else samples[0]
+    t, notes = _load_sample_cached(name, max_side)
+    return t, SAMPLES[name].title, notes
+
+
+def loaded_to_tuple(im: LoadedImage):
+    return im.tensor, im.notes
