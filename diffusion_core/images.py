@@ -74,6 +74,17 @@ _FORMAT_LIST_TEXT = "PNG, JPEG, WebP, BMP, TIFF, GIF"
 _EXIF_ORIENTATION = 0x0112
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _WHITE_NOTE = "Transparency flattened onto white"
+# What Pillow raises when parsing malformed headers or metadata.
+_HEADER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    EOFError,
+    struct.error,
+)
 
 
 class ImageLoadError(ValueError):
@@ -172,9 +183,7 @@ def from_uint8(array: np.ndarray) -> torch.Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
-        raise ValueError(
-            f"expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}"
-        )
+        raise ValueError(f"expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
     x = torch.from_numpy(arr.astype(np.float32)) / 255.0
     if x.shape[2] == 4:
         alpha = x[:, :, 3:4]
@@ -193,8 +202,7 @@ def _format_bytes(n: int) -> str:
 
 def _too_many_bytes(n: int) -> ImageLoadError:
     return ImageLoadError(
-        f"The file is too large: {_format_bytes(n)}; the limit is "
-        f"{MAX_INPUT_BYTES // (1024 * 1024)} MB."
+        f"The file is too large: {_format_bytes(n)}; the limit is {MAX_INPUT_BYTES // (1024 * 1024)} MB."
     )
 
 
@@ -230,8 +238,7 @@ def _read_source(source: ImageSource) -> bytes:
             raise TypeError("file-like image sources must be opened in binary mode")
     else:
         raise TypeError(
-            "load_image expects bytes, a file path or a binary file-like object, "
-            f"not {type(source).__name__}"
+            f"load_image expects bytes, a file path or a binary file-like object, not {type(source).__name__}"
         )
     if len(data) == 0:
         raise ImageLoadError("The file is empty (0 bytes).")
@@ -244,9 +251,7 @@ def _explain_unidentified(data: bytes) -> str:
     """A helpful message for bytes that no supported decoder recognises."""
     head = data[:1024]
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
-        return (
-            "This is a ZIP archive, not an image. Unzip it and choose one image inside."
-        )
+        return "This is a ZIP archive, not an image. Unzip it and choose one image inside."
     if head.startswith(b"%PDF"):
         return "This is a PDF document, not an image. Export a page as PNG or JPEG."
     if head[4:8] == b"ftyp":
@@ -254,10 +259,7 @@ def _explain_unidentified(data: bytes) -> str:
         if brand.startswith(b"avi"):
             return "AVIF images are not supported; please convert the image to PNG or JPEG."
         if brand in (b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1"):
-            return (
-                "HEIC/HEIF photos are not supported; please convert the photo to JPEG "
-                "or PNG."
-            )
+            return "HEIC/HEIF photos are not supported; please convert the photo to JPEG or PNG."
         return "This looks like a video or other media file, not an image."
     if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or (
         b"\x00" not in head and _mostly_printable(head)
@@ -313,16 +315,7 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
             continue
         try:
             return factory(io.BytesIO(data), None).size
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            TypeError,
-            KeyError,
-            IndexError,
-            EOFError,
-            struct.error,
-        ):
+        except _HEADER_ERRORS:
             continue
     return None
 
@@ -391,15 +384,7 @@ def _orientation(im: Image.Image, notes: list[str]) -> int:
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
         value = int(value)
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        struct.error,
-    ):
+    except _HEADER_ERRORS:
         # damaged EXIF blocks are common and harmless
         notes.append("Damaged EXIF metadata was ignored")
         return 1
@@ -429,9 +414,7 @@ def _flatten(im: Image.Image, notes: list[str]) -> Image.Image:
     color = im.convert(base_mode)
     if not _has_visible_alpha(alpha):
         return color
-    background = Image.new(
-        base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255)
-    )
+    background = Image.new(base_mode, im.size, 255 if base_mode == "L" else (255, 255, 255))
     background.paste(color, mask=alpha)
     notes.append(_WHITE_NOTE)
     return background
@@ -439,9 +422,7 @@ def _flatten(im: Image.Image, notes: list[str]) -> Image.Image:
 
 def _rgb_is_gray(im: Image.Image) -> bool:
     r, g, b = im.split()
-    return ImageChops.difference(r, g).getbbox() is None and (
-        ImageChops.difference(g, b).getbbox() is None
-    )
+    return ImageChops.difference(r, g).getbbox() is None and (ImageChops.difference(g, b).getbbox() is None)
 
 
 def _declared_bits(im: Image.Image) -> int | None:
@@ -473,19 +454,14 @@ def _int_to_unit(im: Image.Image, notes: list[str]) -> np.ndarray:
         offset = 2 ** (bits - 1) if signed else 0
         scale = 1.0 / (2**bits - 1)
         out = (arr.astype(np.float32) + offset) * scale
-        notes.append(
-            f"{bits}-bit image converted to the standard 0–1 range "
-            f"(divided by {2**bits - 1})"
-        )
+        notes.append(f"{bits}-bit image converted to the standard 0–1 range (divided by {2**bits - 1})")
         return np.clip(out, 0.0, 1.0, out=out)
     lo, hi = int(arr.min()), int(arr.max())
     out = arr.astype(np.float32)
     if hi > lo:
         out -= lo
         out *= 1.0 / (hi - lo)
-        notes.append(
-            f"32-bit integer image stretched from its value range [{lo}, {hi}]"
-        )
+        notes.append(f"32-bit integer image stretched from its value range [{lo}, {hi}]")
     else:
         out[...] = 0.0 if hi <= 0 else 1.0
         notes.append("32-bit integer image has a single value; shown as flat")
@@ -500,29 +476,21 @@ def _float_to_unit(im: Image.Image, notes: list[str]) -> np.ndarray:
     if not all_finite:
         n_bad = int(arr.size - np.count_nonzero(finite))
         if n_bad == arr.size:
-            raise ImageLoadError(
-                "The image contains no valid pixel values (all NaN or infinite)."
-            )
-        notes.append(
-            f"{n_bad} pixel value(s) were NaN or infinite and were set to black"
-        )
+            raise ImageLoadError("The image contains no valid pixel values (all NaN or infinite).")
+        notes.append(f"{n_bad} pixel value(s) were NaN or infinite and were set to black")
         values = arr[finite]
     else:
         values = arr
     lo, hi = float(values.min()), float(values.max())
     if lo >= 0.0 and hi <= 1.0:
-        notes.append(
-            "32-bit floating-point image used as is (values already within 0–1)"
-        )
+        notes.append("32-bit floating-point image used as is (values already within 0–1)")
     elif hi > lo:
         arr -= lo
         arr *= 1.0 / (hi - lo)
         notes.append(f"Floating-point image stretched from [{lo:.4g}, {hi:.4g}] to 0–1")
     else:
         arr[...] = min(max(lo, 0.0), 1.0)
-        notes.append(
-            f"Floating-point image has a single value ({lo:.4g}); clipped to 0–1"
-        )
+        notes.append(f"Floating-point image has a single value ({lo:.4g}); clipped to 0–1")
     if not all_finite:
         arr[~finite] = 0.0
     return np.clip(arr, 0.0, 1.0, out=arr)
@@ -565,9 +533,7 @@ def _canonical(im: Image.Image, notes: list[str], rawmodes: str) -> Image.Image:
         target = "RGBA" if "A" in mode else "RGB"
         converted = im.convert(target)
     except Exception as exc:
-        raise ImageLoadError(
-            f"Images in colour mode {mode} are not supported."
-        ) from exc
+        raise ImageLoadError(f"Images in colour mode {mode} are not supported.") from exc
     notes.append(f"Colour mode {mode} converted to RGB")
     return _flatten(converted, notes) if target == "RGBA" else converted
 
@@ -624,9 +590,7 @@ def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
         if getattr(im, "is_animated", False):
             im.seek(0)
             notes.append(
-                "Multi-page file: first page used"
-                if fmt == "TIFF"
-                else "Animated file: first frame used"
+                "Multi-page file: first page used" if fmt == "TIFF" else "Animated file: first frame used"
             )
     except Exception as exc:
         raise ImageLoadError(_damaged(fmt)) from exc
@@ -637,9 +601,7 @@ def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
     header_orientation = _orientation(im, []) if fmt in ("JPEG", "TIFF") else 1
 
     # Describe the stored sample layout before decoding (Pillow drops `tile` on load).
-    rawmodes = " ".join(
-        str(getattr(t, "args", "")) for t in getattr(im, "tile", []) or []
-    )
+    rawmodes = " ".join(str(getattr(t, "args", "")) for t in getattr(im, "tile", []) or [])
 
     try:
         if fmt == "JPEG" and max_side is not None:
@@ -676,15 +638,11 @@ def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
         elif mode == "rgb" and canon.mode in ("L", "F"):
             notes.append("Gray image repeated into 3 identical RGB channels")
         was_resized = target != original_size
-        if (
-            canon.size != target
-        ):  # (a JPEG draft may already have done part of the work)
+        # (a JPEG draft may already have done part of the work)
+        if canon.size != target:
             canon = canon.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
         if was_resized:
-            notes.append(
-                f"Resized from {original_size[0]}×{original_size[1]} to "
-                f"{target[0]}×{target[1]}"
-            )
+            notes.append(f"Resized from {original_size[0]}×{original_size[1]} to {target[0]}×{target[1]}")
         arr = np.array(canon, dtype=np.float32)  # a writable copy
     except ImageLoadError:
         raise
@@ -698,9 +656,7 @@ def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-    tensor = (
-        torch.nan_to_num(tensor * 2.0 - 1.0, nan=-1.0).clamp_(-1.0, 1.0).contiguous()
-    )
+    tensor = torch.nan_to_num(tensor * 2.0 - 1.0, nan=-1.0).clamp_(-1.0, 1.0).contiguous()
     if mode == "rgb" and tensor.shape[0] == 1:
         tensor = tensor.repeat(3, 1, 1)
 
@@ -877,9 +833,7 @@ def list_samples() -> list[str]:
     return [name for name in SAMPLES if sample_path(name) is not None]
 
 
-def load_sample(
-    name: str, max_side: int | None = 512, mode: Mode = "auto"
-) -> LoadedImage:
+def load_sample(name: str, max_side: int | None = 512, mode: Mode = "auto") -> LoadedImage:
     """Load a built-in sample by name (see :func:`list_samples`); never uses the network.
 
     With ``mode="auto"``, samples whose content is gray load as 1 channel.
@@ -892,9 +846,7 @@ def load_sample(
         raise KeyError(f"unknown sample {name!r}; choose one of {sorted(SAMPLES)}")
     path = sample_path(name)
     if path is None:
-        raise ImageLoadError(
-            f"The sample image “{SAMPLES[name].title}” is not installed."
-        )
+        raise ImageLoadError(f"The sample image “{SAMPLES[name].title}” is not installed.")
     if mode == "auto" and SAMPLES[name].gray:
         mode = "gray"
     return load_image(path, max_side=max_side, mode=mode)

@@ -209,7 +209,7 @@ def train(
         from safetensors.torch import load_file
 
         net.load_state_dict(load_file(str(init_weights)))
-    denoiser = EDMDenoiser(net)
+
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                             weight_decay=cfg.weight_decay)

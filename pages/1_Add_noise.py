@@ -3,17 +3,23 @@
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import streamlit.components.v1 as components
 
-from diffusion_core.forward import (draw_noise, mix_coefs, sigma_at_step, strip_steps,
-                                    x_at_step)
+from diffusion_core.forward import draw_noise, mix_coefs, sigma_at_step, strip_steps, x_at_step
 from diffusion_core.schedules import SCHEDULES, T_MAX, T_MIN, clamp_T, make_schedule
 from diffusion_core.scrubber import scrubber_html
-from diffusion_core.viz import histogram, noise_display, normal_pdf, png_bytes, strip_image
-from diffusion_core.viz import to_display
+from diffusion_core.viz import (
+    histogram,
+    noise_display,
+    normal_pdf,
+    png_bytes,
+    strip_image,
+    to_display,
+)
+from ui.nav import sidebar_nav
 from ui.state import K_SCHEDULE, K_SEED, K_STEP, K_T, clamp_int, image_picker, init_state
 
 st.set_page_config(page_title="Add noise · Diffusion Lab", page_icon="🌫️", layout="wide")
+sidebar_nav()
 init_state()
 ss = st.session_state
 
@@ -39,7 +45,7 @@ gray = x0.shape[0] == 1
 
 # ---------------------------------------------------------------- the instant scrubber
 if not presenter:
-    st.title("🌫️ Add noise: the forward process")
+    st.title("Add noise: the forward process")
     st.markdown(
         "A diffusion model learns to **undo** noise. To train it, we first destroy pictures on "
         "purpose: step by step we mix a little Gaussian noise in, until only noise is left. "
@@ -50,7 +56,7 @@ if not presenter:
         st.caption(f"ℹ️ {n}")
 start = clamp_int(ss.get(K_STEP, 250), 0, T, min(250, T))
 html = scrubber_html(x0, noise, schedule, t0=start, presenter=presenter, gray=gray)
-components.html(html, height=(820 if presenter else 560), scrolling=False)
+st.iframe(html, height=(820 if presenter else 560))
 
 if presenter:
     st.stop()

@@ -205,9 +205,7 @@ def test_huge_images_rejected_before_decoding(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    rss_growth_mib = (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
-    ) / 1024
+    rss_growth_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     assert decoded == [], "pixel data must not be decoded"
     assert elapsed < 2.0
     assert peak < 20 * 1024 * 1024  # Python-side allocations stay small
@@ -253,9 +251,7 @@ MAGIC_PREFIXES = [
     b"<html>",
 ]
 
-FUZZ_SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ_SETTINGS
@@ -328,9 +324,7 @@ def random_images(
         im = Image.fromarray(arr)
         exact = arr / 255.0
     elif mode in ("LA", "RGBA", "CMYK"):
-        im = Image.frombytes(
-            mode, (width, height), rand(np.uint8, 256, len(mode)).tobytes()
-        )
+        im = Image.frombytes(mode, (width, height), rand(np.uint8, 256, len(mode)).tobytes())
     elif mode == "I;16":
         arr = rand(np.uint16, 65536)
         im = Image.fromarray(arr)

@@ -40,9 +40,9 @@ def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
 
 def gradient(width: int = 40, height: int = 30) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
-    return np.stack(
-        [x * 255 // (width - 1), y * 255 // (height - 1), np.full_like(x, 77)], axis=-1
-    ).astype(np.uint8)
+    return np.stack([x * 255 // (width - 1), y * 255 // (height - 1), np.full_like(x, 77)], axis=-1).astype(
+        np.uint8
+    )
 
 
 def expected_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -179,9 +179,7 @@ def test_gray_stays_gray_in_auto_mode() -> None:
     assert torch.allclose(gray.tensor, from_uint8(arr))
     rgb = load_image(data, mode="rgb")
     assert rgb.tensor.shape == (3, 10, 12)
-    assert torch.equal(rgb.tensor[0], rgb.tensor[1]) and torch.equal(
-        rgb.tensor[1], rgb.tensor[2]
-    )
+    assert torch.equal(rgb.tensor[0], rgb.tensor[1]) and torch.equal(rgb.tensor[1], rgb.tensor[2])
 
 
 def test_rgb_to_gray_mode_uses_luminance() -> None:
@@ -193,9 +191,7 @@ def test_rgb_to_gray_mode_uses_luminance() -> None:
 
 
 def test_gray_palette_gif_is_gray() -> None:
-    data = encode(
-        Image.fromarray(np.tile(np.arange(0, 256, 16, np.uint8), (4, 1))), "GIF"
-    )
+    data = encode(Image.fromarray(np.tile(np.arange(0, 256, 16, np.uint8), (4, 1))), "GIF")
     result = load_image(data)
     assert result.is_gray and result.tensor.shape == (1, 4, 16)
 
@@ -211,9 +207,7 @@ def test_alpha_is_flattened_onto_white(mode: str) -> None:
     assert "Transparency flattened onto white" in result.notes
     row = result.tensor[:, 0, :]
     assert torch.allclose(row[:, 0], torch.ones(row.shape[0]))  # transparent -> white
-    assert torch.allclose(
-        row[:, 1], -torch.ones(row.shape[0])
-    )  # opaque black stays black
+    assert torch.allclose(row[:, 1], -torch.ones(row.shape[0]))  # opaque black stays black
     assert bool((row[:, 2].abs() < 0.02).all())  # half transparent black -> mid gray
 
 
@@ -263,9 +257,7 @@ def test_16bit_big_endian_tiff() -> None:
     arr = np.array([[0, 1000, 65535]], dtype=np.uint16)
     im = Image.frombytes("I;16B", (3, 1), arr.astype(">u2").tobytes())
     result = load_image(encode(im, "TIFF"))
-    assert result.tensor[0, 0].tolist() == pytest.approx(
-        [-1.0, 1000 / 65535 * 2 - 1, 1.0]
-    )
+    assert result.tensor[0, 0].tolist() == pytest.approx([-1.0, 1000 / 65535 * 2 - 1, 1.0])
 
 
 def test_32bit_int_tiff_is_stretched() -> None:
@@ -299,9 +291,7 @@ def test_float_tiff_nan_and_inf_are_zeroed_with_note() -> None:
 
 
 def test_cmyk_jpeg_becomes_rgb() -> None:
-    data = encode(
-        Image.new("CMYK", (16, 8), (255, 0, 0, 0)), "JPEG", quality=95
-    )  # cyan
+    data = encode(Image.new("CMYK", (16, 8), (255, 0, 0, 0)), "JPEG", quality=95)  # cyan
     result = load_image(data)
     assert result.tensor.shape == (3, 8, 16)
     r, g, b = pixel(result, 4, 8)
@@ -316,13 +306,9 @@ def test_cmyk_jpeg_becomes_rgb() -> None:
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
 def test_animated_first_frame(fmt: str) -> None:
-    frames = [
-        Image.new("RGB", (8, 6), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))
-    ]
+    frames = [Image.new("RGB", (8, 6), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
     extra = {"lossless": True} if fmt == "WEBP" else {}
-    data = encode(
-        frames[0], fmt, save_all=True, append_images=frames[1:], duration=50, **extra
-    )
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=50, **extra)
     result = load_image(data)
     assert result.tensor.shape == (3, 6, 8)
     assert pixel(result, 3, 4) == [1.0, -1.0, -1.0]
@@ -362,9 +348,7 @@ def test_unreadable_inputs_raise_with_message(data: bytes, fragment: str) -> Non
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_truncated_files(fmt: str) -> None:
     rng = np.random.default_rng(1)
-    data = encode(
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), fmt
-    )
+    data = encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), fmt)
     with pytest.raises(ImageLoadError, match="damaged or truncated"):
         load_image(data[: len(data) // 2])
 
@@ -456,17 +440,13 @@ def test_never_upscales_and_none_keeps_size() -> None:
 
 @pytest.mark.parametrize(("w", "h"), [(1, 1), (1, 2000), (2000, 1)])
 def test_thin_images(w: int, h: int) -> None:
-    result = load_image(
-        encode(Image.new("RGB", (w, h), (0, 128, 255)), "PNG"), max_side=256
-    )
+    result = load_image(encode(Image.new("RGB", (w, h), (0, 128, 255)), "PNG"), max_side=256)
     check_valid(result)
     assert max(result.size) == min(max(w, h), 256) and min(result.size) == 1
 
 
 def test_large_jpeg_draft_decoding_matches_full_decode() -> None:
-    arr = np.asarray(
-        Image.fromarray(gradient(64, 32)).resize((2048, 1024), Image.BILINEAR)
-    )
+    arr = np.asarray(Image.fromarray(gradient(64, 32)).resize((2048, 1024), Image.BILINEAR))
     data = encode(Image.fromarray(arr), "JPEG", quality=92)
     fast = load_image(data, max_side=256)
     assert fast.tensor.shape == (3, 128, 256) and fast.was_resized

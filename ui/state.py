@@ -6,8 +6,14 @@ import hashlib
 
 import streamlit as st
 
-from diffusion_core.images import SAMPLES, ImageLoadError, LoadedImage, list_samples, load_image
-from diffusion_core.images import load_sample
+from diffusion_core.images import (
+    SAMPLES,
+    ImageLoadError,
+    LoadedImage,
+    list_samples,
+    load_image,
+    load_sample,
+)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 SIZES = [128, 192, 256, 384, 512, 768, 1024]

@@ -36,17 +36,10 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
-def png_bytes(
-    width: int, height: int, bit_depth: int, color_type: int, idat: bytes
-) -> bytes:
+def png_bytes(width: int, height: int, bit_depth: int, color_type: int, idat: bytes) -> bytes:
     """A PNG file with the given IHDR fields and an already-compressed IDAT payload."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (
-        PNG_SIGNATURE
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
+    return PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def compress_rows(rows: Iterable[bytes]) -> bytes:
@@ -73,11 +66,7 @@ def rgb48_png(width: int, height: int) -> bytes:
     rng = np.random.default_rng(48)
     rows = []
     for _ in range(height):
-        px = (
-            rng.integers(0, 65536, size=width * 3, dtype=np.uint16)
-            .astype(">u2")
-            .tobytes()
-        )
+        px = rng.integers(0, 65536, size=width * 3, dtype=np.uint16).astype(">u2").tobytes()
         rows.append(b"\x00" + px)
     return png_bytes(width, height, 16, 2, compress_rows(rows))
 
@@ -132,9 +121,7 @@ def exif_rotated_jpeg(orientation: int = 6) -> bytes:
 
 def animated(fmt: str) -> bytes:
     """A 3-frame animation: red, green, blue 16×12 frames."""
-    frames = [
-        Image.new("RGB", (16, 12), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))
-    ]
+    frames = [Image.new("RGB", (16, 12), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     extra: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
     return encode(
         frames[0],
@@ -186,9 +173,7 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
     palette.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0, 0, 0] * 253)
     palette.paste(1, (0, 0, 6, 10))
     palette.paste(2, (6, 0, 12, 5))
-    la = Image.merge(
-        "LA", (Image.new("L", (10, 10), 0), Image.linear_gradient("L").resize((10, 10)))
-    )
+    la = Image.merge("LA", (Image.new("L", (10, 10), 0), Image.linear_gradient("L").resize((10, 10))))
     rgba = Image.new("RGBA", (10, 10), (0, 0, 255, 0))
     rgba.paste((0, 0, 255, 255), (0, 0, 5, 10))
 
@@ -197,16 +182,13 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
         "zero_bytes.png": lambda: b"",
         "text.png": lambda: b"Hello, this is not an image.\nJust some text.\n" * 3,
         "html.jpg": lambda: (
-            b"<!DOCTYPE html>\n<html><head><title>404</title></head>"
-            b"<body><h1>Not Found</h1></body></html>\n"
+            b"<!DOCTYPE html>\n<html><head><title>404</title></head><body><h1>Not Found</h1></body></html>\n"
         ),
         "drawing_svg.png": lambda: (
             b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/'
             b'2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>\n'
         ),
-        "document.pdf": lambda: (
-            b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
-        ),
+        "document.pdf": lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n",
         "archive.zip": zip_with_png,
         "archive_renamed.png": zip_with_png,
         "random_garbage.bin": lambda: np.random.default_rng(0).bytes(4096),
@@ -236,22 +218,14 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
         "gray16_big_endian.tif": lambda: encode(
             Image.frombytes("I;16B", (32, 16), ramp16.astype(">u2").tobytes()), "TIFF"
         ),
-        "int32.tif": lambda: encode(
-            Image.fromarray((x * 100_000 - 1_000_000).astype(np.int32)), "TIFF"
-        ),
+        "int32.tif": lambda: encode(Image.fromarray((x * 100_000 - 1_000_000).astype(np.int32)), "TIFF"),
         "rgb48.png": lambda: rgb48_png(8, 6),
         "float32.tif": lambda: float_tiff(np.linspace(0, 1, 24 * 16).reshape(16, 24)),
-        "float32_wide_range.tif": lambda: float_tiff(
-            np.linspace(-5.0, 100.0, 24 * 16).reshape(16, 24)
-        ),
+        "float32_wide_range.tif": lambda: float_tiff(np.linspace(-5.0, 100.0, 24 * 16).reshape(16, 24)),
         "float32_nan_inf.tif": lambda: float_tiff(nan_arr),
         "float32_all_nan.tif": lambda: float_tiff(np.full((4, 4), np.nan)),
-        "cmyk.jpg": lambda: encode(
-            Image.new("CMYK", (16, 12), (0, 255, 255, 0)), "JPEG"
-        ),
-        "cmyk.tif": lambda: encode(
-            Image.new("CMYK", (16, 12), (255, 0, 255, 0)), "TIFF"
-        ),
+        "cmyk.jpg": lambda: encode(Image.new("CMYK", (16, 12), (0, 255, 255, 0)), "JPEG"),
+        "cmyk.tif": lambda: encode(Image.new("CMYK", (16, 12), (255, 0, 255, 0)), "TIFF"),
         "palette.png": lambda: encode(palette, "PNG"),
         "palette_transparent.png": lambda: encode(palette, "PNG", transparency=0),
         "palette.bmp": lambda: encode(palette, "BMP"),
@@ -264,9 +238,7 @@ def _corpus_builders() -> dict[str, Callable[[], bytes]]:
         "multipage.tif": multipage_tiff,
         "exif_rotated.jpg": lambda: exif_rotated_jpeg(6),
         "exif_bad_orientation.jpg": lambda: exif_rotated_jpeg(42),
-        "exif_garbage.jpg": lambda: encode(
-            gradient_rgb(8, 8), "JPEG", exif=b"Exif\x00\x00junk"
-        ),
+        "exif_garbage.jpg": lambda: encode(gradient_rgb(8, 8), "JPEG", exif=b"Exif\x00\x00junk"),
     }
     return builders
 

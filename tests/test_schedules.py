@@ -1,0 +1,134 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from diffusion_core.forward import draw_noise, mix_coefs, q_posterior, q_sample, x_at_step
+from diffusion_core.schedules import SCHEDULES, clamp_T, cosine_alpha_bar, make_schedule
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("T", [10, 50, 1000, 4000])
+def test_alpha_bar_strictly_decreasing_in_unit_interval(name, T):
+    s = make_schedule(name, T)
+    ab = s.alpha_bar
+    assert ab.dtype == np.float64 and len(ab) == T
+    assert np.all(ab > 0) and np.all(ab <= 1)
+    assert np.all(np.diff(ab) < 0)
+    assert np.all(s.betas > 0) and np.all(s.betas < 1)
+    np.testing.assert_allclose(s.snr, ab / (1 - ab))
+    np.testing.assert_allclose(s.log_snr, np.log(s.snr), rtol=1e-10)
+    np.testing.assert_allclose(s.sigmas, np.sqrt((1 - ab) / ab))
+
+
+def test_cosine_alpha_bar_matches_formula():
+    T = 1000
+    s = make_schedule("cosine", T)
+    t = np.arange(1, T + 1) / T
+    f = np.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2 / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
+    # betas are clipped at 0.999 only at the very end; compare where no clipping happened
+    ok = s.betas < 0.999
+    np.testing.assert_allclose(s.alpha_bar[ok], f[ok], rtol=1e-9)
+    np.testing.assert_allclose(cosine_alpha_bar(np.array([0.0])), [1.0])
+
+
+def test_linear_matches_ho_et_al_at_T1000():
+    s = make_schedule("linear", 1000)
+    ref = np.linspace(1e-4, 0.02, 1000)
+    np.testing.assert_allclose(s.betas, ref, rtol=0.011, atol=1.2e-5)
+    # the continuous curve is the same for any T: alpha_bar at the end agrees
+    assert math.isclose(make_schedule("linear", 100).alpha_bar[-1], s.alpha_bar[-1], rel_tol=1e-9)
+
+
+def test_T_is_clamped_and_unknown_schedule_rejected():
+    assert clamp_T(3) == 10 and clamp_T(10**6) == 4000
+    with pytest.raises(ValueError):
+        make_schedule("nope", 100)
+
+
+def test_golden_numbers_tiny_schedule():
+    s = make_schedule("linear", 10)
+    # closed form: alpha_bar(u) = exp(-(0.1 u + 0.5 * 19.9 u^2)) at u = (t + 1) / T
+    u = np.arange(1, 11) / 10
+    np.testing.assert_allclose(s.alpha_bar, np.exp(-(0.1 * u + 9.95 * u**2)), rtol=1e-12)
+    assert s.t_for_sigma(s.sigmas[4]) == 4
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_q_sample_moments(name):
+    s = make_schedule(name, 1000)
+    x0 = torch.tensor([0.8, -0.3, 0.1], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    n = 200_000
+    for t in (0, 100, 500, 900):
+        eps = torch.randn(n, 3, generator=g, dtype=torch.float64)
+        xt = q_sample(x0, t, eps, s)
+        ab = s.alpha_bar[t]
+        se_mean = math.sqrt((1 - ab) / n)
+        assert torch.allclose(xt.mean(0), math.sqrt(ab) * x0, atol=5 * se_mean + 1e-12)
+        var = xt.var(0)
+        assert torch.allclose(var, torch.full((3,), 1 - ab, dtype=torch.float64),
+                              rtol=0.02, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_last_step_is_gaussian(name):
+    s = make_schedule(name, 1000)
+    x0 = torch.linspace(-1, 1, 4096)  # a "picture" with lots of structure
+    xt = q_sample(x0, s.T - 1, draw_noise(x0.shape, 3), s).numpy()
+    assert stats.normaltest(xt).pvalue > 0.01
+    assert stats.kstest(xt, "norm").pvalue > 0.01
+    # and the clean picture itself is far from Gaussian
+    assert stats.kstest(x0.numpy(), "norm").pvalue < 1e-6
+
+
+def test_posterior_matches_bayes_on_1d_gaussian():
+    """With x0 known, q(x_{t-1} | x_t, x0) is the Gaussian conditional of the joint of
+    (x_{t-1}, x_t) given x0; compare with the closed-form coefficients."""
+    s = make_schedule("cosine", 200)
+    x0 = 0.7
+    for t in (1, 50, 150):
+        ab_prev, alpha = s.alpha_bar[t - 1], s.alphas[t]
+        # x_{t-1} = sqrt(ab_prev) x0 + sqrt(1-ab_prev) e1 ; x_t = sqrt(alpha) x_{t-1} + sqrt(beta) e2
+        m_prev, v_prev = math.sqrt(ab_prev) * x0, 1 - ab_prev
+        m_t = math.sqrt(alpha) * m_prev
+        v_t = alpha * v_prev + (1 - alpha)
+        cov = math.sqrt(alpha) * v_prev
+        xt = 0.3
+        mean_bayes = m_prev + cov / v_t * (xt - m_t)
+        var_bayes = v_prev - cov**2 / v_t
+        mean, var = q_posterior(torch.tensor(x0, dtype=torch.float64),
+                               torch.tensor(xt, dtype=torch.float64), t, s)
+        assert math.isclose(float(mean), mean_bayes, rel_tol=1e-9, abs_tol=1e-12)
+        assert math.isclose(var, var_bayes, rel_tol=1e-9)
+
+
+def test_posterior_sampling_statistics():
+    """Monte Carlo: x_{t-1} drawn forward, conditioned on x_t near a value, has the
+    posterior mean."""
+    s = make_schedule("linear", 100)
+    t = 40
+    x0 = torch.tensor(0.5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    n = 400_000
+    x_prev = q_sample(x0, t - 1, torch.randn(n, generator=g, dtype=torch.float64), s)
+    xt = math.sqrt(s.alphas[t]) * x_prev + math.sqrt(s.betas[t]) * torch.randn(
+        n, generator=g, dtype=torch.float64)
+    sel = (xt - 0.2).abs() < 0.01
+    mean, var = q_posterior(x0, torch.tensor(0.2, dtype=torch.float64), t, s)
+    assert abs(float(x_prev[sel].mean()) - float(mean)) < 0.01
+    assert abs(float(x_prev[sel].var()) - var) / var < 0.1
+
+
+def test_ui_steps():
+    s = make_schedule("linear", 100)
+    x0 = torch.ones(1, 4, 4)
+    eps = draw_noise(x0.shape, 0)
+    assert torch.equal(x_at_step(x0, eps, s, 0), x0)
+    a, b = mix_coefs(s, 100)
+    assert math.isclose(a * a + b * b, 1.0, rel_tol=1e-12)
+    assert torch.allclose(x_at_step(x0, eps, s, 37), q_sample(x0, 36, eps, s))
+    assert torch.equal(draw_noise((2, 3), 5), draw_noise((2, 3), 5))
+    assert not torch.equal(draw_noise((2, 3), 5), draw_noise((2, 3), 6))

@@ -1,0 +1,239 @@
+"""Tests for the "Why diffusion?" 2-D playground (diffusion_core.toy2d and its page)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from diffusion_core import toy2d  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY = toy2d.Budget(steps=12, batch_size=32, snapshot_every=5, snapshot_n=40)
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@pytest.mark.parametrize("name", [n for n in toy2d.DATASETS if n != "drawn"])
+def test_dataset_counts_and_reproducibility(name):
+    a = toy2d.make_dataset(name, 321, rng(1))
+    b = toy2d.make_dataset(name, 321, rng(1))
+    c = toy2d.make_dataset(name, 321, rng(2))
+    assert a.points.shape == (321, 2)
+    assert np.all(np.isfinite(a.points))
+    assert np.array_equal(a.points, b.points)
+    assert not np.allclose(a.points, c.points)
+    assert a.name == name
+
+
+def test_mode_datasets_expose_centres_and_std():
+    ring = toy2d.make_dataset("ring", 4000, rng())
+    assert ring.centres.shape == (8, 2) and ring.n_modes == 8
+    np.testing.assert_allclose(np.linalg.norm(ring.centres, axis=1), 2.0)
+    assert ring.std == pytest.approx(0.05)
+    # every point is near its nearest centre, and every centre is used
+    d = np.linalg.norm(ring.points[:, None] - ring.centres[None], axis=2)
+    assert np.mean(d.min(1) <= 3 * ring.std) > 0.97
+    assert len(np.unique(d.argmin(1))) == 8
+    grid = toy2d.make_dataset("grid", 100, rng())
+    assert grid.centres.shape == (25, 2)
+    assert sorted(set(grid.centres[:, 0])) == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    for name in ("moons", "swiss_roll", "checkerboard"):
+        assert toy2d.make_dataset(name, 10, rng()).centres is None
+
+
+def test_drawn_dataset_jitters_around_clicked_points():
+    clicks = [(0.0, 0.0), (1.0, 1.0), (1.0, 1.0), (-2.0, 0.5)]
+    ds = toy2d.make_dataset("drawn", 600, rng(), points=clicks, std=0.1)
+    assert ds.centres.shape == (3, 2)  # duplicate merged
+    assert ds.std == 0.1 and ds.points.shape == (600, 2)
+    d = np.linalg.norm(ds.points[:, None] - ds.centres[None], axis=2).min(1)
+    assert np.all(d < 1.0)
+    again = toy2d.make_drawn_dataset(clicks, 600, rng(), std=0.1)
+    assert np.array_equal(ds.points, again.points)
+
+
+@pytest.mark.parametrize("bad", [[], [(0.0, np.nan)], [(99.0, 0.0)], [[1.0, 2.0, 3.0]],
+                                 [(i / 10, 0.0) for i in range(51)]])
+def test_drawn_dataset_rejects_bad_points(bad):
+    with pytest.raises(ValueError):
+        toy2d.make_drawn_dataset(bad, 10, rng())
+
+
+def test_unknown_dataset_and_bad_n():
+    with pytest.raises(ValueError):
+        toy2d.make_dataset("spiral", 10, rng())
+    with pytest.raises(ValueError):
+        toy2d.make_dataset("ring", 0, rng())
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_data_itself_covers_all_modes():
+    for name, k in (("ring", 8), ("grid", 25)):
+        train, held = toy2d.make_split(name, rng(3), 2000, 2000)
+        m = toy2d.evaluate(train.points, held)
+        assert (m.modes_covered, m.n_modes, m.all_modes_covered) == (k, k, True)
+        assert m.high_quality_share > 0.97
+        assert m.energy_distance < 0.01
+
+
+def test_all_samples_on_one_mode_cover_one_of_eight():
+    ring = toy2d.make_dataset("ring", 1000, rng())
+    one = ring.centres[3] + ring.std * rng(1).standard_normal((1000, 2))
+    m = toy2d.evaluate(one, ring)
+    assert m.modes_covered == 1 and m.n_modes == 8 and m.all_modes_covered is False
+    cov = toy2d.mode_coverage(one, ring.centres, ring.std)
+    assert cov.covered.tolist() == [False, False, False, True, False, False, False, False]
+
+
+def test_coverage_threshold_ignores_a_few_stray_samples():
+    ring = toy2d.make_dataset("ring", 1000, rng())
+    samples = np.concatenate([np.repeat(ring.centres[:1], 996, 0), np.repeat(ring.centres[1:2], 4, 0)])
+    assert toy2d.mode_coverage(samples, ring.centres, ring.std).n_covered == 1
+
+
+def test_energy_distance_zero_for_itself_and_grows_with_shift():
+    x = toy2d.make_dataset("ring", 800, rng()).points
+    assert toy2d.energy_distance(x, x) == pytest.approx(0.0, abs=1e-12)
+    values = [toy2d.energy_distance(x, x + [s, 0.0]) for s in (0.1, 0.5, 1.0, 3.0)]
+    assert all(a < b for a, b in zip(values, values[1:]))
+    assert values[0] > 0
+    assert toy2d.energy_distance(x, np.full((5, 2), np.nan)) == float("inf")
+
+
+def test_metrics_without_modes():
+    train, held = toy2d.make_split("moons", rng(), 500, 500)
+    m = toy2d.evaluate(train.points, held)
+    assert m.modes_covered is None and m.all_modes_covered is None
+    assert m.high_quality_share is None and np.isfinite(m.energy_distance)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_param_counts_are_comparable():
+    counts = {k: v["total"] for k, v in toy2d.param_table().items()}
+    assert set(counts) == set(toy2d.MODELS)
+    assert max(counts.values()) / min(counts.values()) < 1.05
+
+
+@pytest.mark.parametrize("kind", list(toy2d.MODELS))
+def test_each_model_trains_a_tiny_budget(kind):
+    data = toy2d.make_dataset("ring", 500, rng()).points
+    calls = []
+    result = toy2d.train_model(kind, data, TINY, generator=gen(),
+                               callback=lambda s, losses, snap: calls.append((s, losses, snap)))
+    assert result.steps_done == TINY.steps and not result.diverged
+    assert [c[0] for c in calls] == list(range(1, TINY.steps + 1))
+    assert [c[0] for c in calls if c[2] is not None] == [5, 10, 12]
+    assert all(c[2].shape == (TINY.snapshot_n, 2) for c in calls if c[2] is not None)
+    for key, values in result.history.items():
+        assert len(values) == TINY.steps and np.all(np.isfinite(values)), key
+    samples = result.sample(77, gen(1))
+    assert samples.shape == (77, 2) and np.all(np.isfinite(samples))
+    assert result.train_seconds > 0
+
+
+def test_training_is_reproducible_and_seed_dependent():
+    data = toy2d.make_dataset("ring", 500, rng()).points
+    a = toy2d.train_vae(data, TINY, generator=gen(5)).sample(20, gen(9))
+    b = toy2d.train_vae(data, TINY, generator=gen(5)).sample(20, gen(9))
+    c = toy2d.train_vae(data, TINY, generator=gen(6)).sample(20, gen(9))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_side_by_side_matches_training_alone():
+    data = toy2d.make_dataset("ring", 500, rng()).points
+    seen = set()
+    both = toy2d.train_side_by_side(data, ("gan", "diffusion"), TINY, seed=4,
+                                    callback=lambda k, s, losses, snap: seen.add(k))
+    assert seen == {"gan", "diffusion"}
+    alone = toy2d.train_gan(data, TINY, generator=toy2d.train_generator(4, "gan"))
+    np.testing.assert_allclose(both["gan"].sample(30, gen(1)), alone.sample(30, gen(1)))
+
+
+def test_diffusion_views():
+    data = toy2d.make_dataset("ring", 500, rng()).points
+    res = toy2d.train_diffusion(data, TINY, generator=gen())
+    T = res.n_steps
+    np.testing.assert_allclose(res.forward_noised(data[:50], 0, gen()), data[:50], atol=1e-5)
+    noised = res.forward_noised(data, T, gen())
+    # at t = T the cloud has forgotten the ring: close to a round Gaussian around the mean
+    assert np.linalg.norm(noised.mean(0) - data.mean(0)) < 0.3
+    assert abs(np.linalg.norm(noised - data.mean(0), axis=1).mean() / res.normaliser.scale
+               - np.sqrt(np.pi / 2)) < 0.15
+    with pytest.raises(ValueError):
+        res.forward_noised(data, T + 1, gen())
+    ts, paths = res.reverse_trajectories(6, gen())
+    assert ts[0] == T and ts[-1] == 0 and paths.shape == (T + 1, 6, 2)
+    ts, paths = res.reverse_trajectories(6, gen(), method="ddim", steps=10)
+    assert len(ts) == 11 and paths.shape == (11, 6, 2)
+    assert res.sample(10, gen(), method="ddim", steps=10).shape == (10, 2)
+    with pytest.raises(ValueError):
+        res.sample(10, gen(), method="euler")
+
+
+def test_budget_is_clamped():
+    b = toy2d.Budget(steps=10**9, batch_size=-3, snapshot_every=0, snapshot_n=10**9).clamped()
+    assert 1 <= b.steps <= 20_000 and b.batch_size >= 8
+    assert 1 <= b.snapshot_every <= b.steps and b.snapshot_n <= 5000
+    assert toy2d.Budget(steps=900).clamped(max_steps=300).steps == 300
+
+
+def test_run_seeds_tiny():
+    messages = []
+    study = toy2d.run_seeds("ring", [0, 1], ("vae", "diffusion"), toy2d.Budget(steps=5, batch_size=16),
+                            n_train=200, n_eval=200, n_samples=200,
+                            progress=lambda d, t, m: messages.append((d, t)))
+    assert len(study.runs) == 4 and messages[-1] == (4, 4)
+    s = study.summary()
+    assert set(s) == {"vae", "diffusion"} and s["vae"]["n_modes"] == 8
+    assert 0.0 <= s["diffusion"]["all_modes_share"] <= 1.0
+    assert study.to_dict()["runs"][0]["seed"] == 0
+
+
+@pytest.mark.slow
+def test_diffusion_covers_all_ring_modes_over_ten_seeds():
+    study = toy2d.run_seeds("ring", range(10), ("diffusion",))
+    covered = [r.metrics.modes_covered for r in study.runs]
+    assert sum(c == 8 for c in covered) >= 9, covered
+
+
+# --------------------------------------------------------------------------- page
+
+
+def test_page_trains_and_shows_metrics():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Why_diffusion.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    at.number_input(key="toy2d_steps").set_value(30)
+    at.run()
+    at.button(key="toy2d_train").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["toy2d_results"] is not None
+    frames = [df.value for df in at.dataframe]
+    assert any("Modes covered" in f.columns for f in frames)

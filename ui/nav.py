@@ -1,0 +1,36 @@
+"""Sidebar navigation shared by every page (Streamlit's own list is hidden in config.toml so
+that the home page reads "Home" rather than the file name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PAGES = [
+    ("app.py", "Home", "🏠", "What diffusion is, in a few sentences."),
+    ("pages/1_Add_noise.py", "Add noise", "🌫️",
+     "Watch Gaussian noise swallow a photo, step by step (the forward process)."),
+    ("pages/2_Restore.py", "Restore", "✨",
+     "Run a real trained denoiser and watch the picture come back (the reverse process)."),
+    ("pages/3_Repair.py", "Repair", "🩹",
+     "Fill in damaged regions and clean up noisy photos and scans."),
+    ("pages/4_Train.py", "Train", "🏋️", "Train your own small diffusion model, live."),
+    ("pages/5_Why_diffusion.py", "Why diffusion?", "⚖️",
+     "A GAN, a VAE and a diffusion model learn the same 2-D data side by side."),
+    ("pages/6_Cost_of_steps.py", "Cost of steps", "⏱️",
+     "How few steps are enough, and what each one costs."),
+]
+
+
+def available_pages():
+    return [p for p in PAGES if (ROOT / p[0]).exists()]
+
+
+def sidebar_nav() -> None:
+    with st.sidebar:
+        for path, label, icon, _ in available_pages():
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
