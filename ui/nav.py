@@ -30,7 +30,13 @@ def available_pages():
 
 
 def sidebar_nav() -> None:
+    from streamlit.errors import StreamlitAPIException
+
     with st.sidebar:
         for path, label, icon, _ in available_pages():
-            st.page_link(path, label=label, icon=icon)
+            try:
+                st.page_link(path, label=label, icon=icon)
+            except StreamlitAPIException:
+                # A page run on its own (e.g. by AppTest) has no app around it to link to.
+                break
         st.divider()

@@ -4,7 +4,9 @@ The vanilla GAN uses the standard non-saturating loss (Goodfellow et al., 2014) 
 DCGAN optimiser settings (Adam, lr 2e-4, betas (0.5, 0.999)) and one discriminator step per
 generator step. WGAN-GP (Gulrajani et al., 2017) is the usual "fixed" GAN: a critic trained
 ``n_critic`` times per generator step with a gradient penalty, Adam lr 1e-4, betas (0.5, 0.9)
-as in the paper's toy experiments. One "step" of the shared budget is one generator update.
+and penalty weight 0.1, the settings of the authors' toy-data script (their image experiments
+use 10; on our 2-D ring 10 covered 0/8 and 7/8 modes in two seeds, 0.1 covered 8/8 twice).
+One "step" of the shared budget is one generator update.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class WGANGP(GAN):
     def __init__(self, generator: torch.Generator, device: torch.device | str = "cpu", *,
                  hidden: int = 128, depth: int = 3, z_dim: int = 8, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.9), n_critic: int = 5,
-                 gp_weight: float = 10.0):
+                 gp_weight: float = 0.1):
         super().__init__(generator, device, hidden=hidden, depth=depth, z_dim=z_dim, lr=lr,
                          betas=betas)
         self.n_critic = n_critic
