@@ -26,6 +26,7 @@ SEED_MAX = 1_000_000
 N_SEED_RUNS = 10
 SNAPSHOTS_PER_RUN = 20
 N_TRAJECTORIES, N_PATHS_DRAWN = 300, 12
+N_DATA_DRAWN, N_SAMPLES_DRAWN = 1500, 1000  # keep the SVG charts light
 COLOURS = {"gan": "#d62728", "wgan_gp": "#9467bd", "vae": "#1f77b4", "diffusion": "#2ca02c"}
 DEFAULT_DRAWN = "-1.5, 1.5\n1.5, 1.5\n0, 0\n-1.5, -1.5\n1.5, -1.5"
 STATE_RESULTS, STATE_SEEDS, STATE_TRAJ = "toy2d_results", "toy2d_seed_study", "toy2d_traj"
@@ -61,24 +62,6 @@ def _state(key: str, default=None):
     return st.session_state.get(key, default)
 
 
-def parse_points(text: str) -> np.ndarray:
-    """Parse ``x, y`` pairs, one per line (also accepts spaces or semicolons)."""
-    rows = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.replace(";", ",").replace(" ", ",").split(",")
-        parts = [p for p in parts if p]
-        if len(parts) != 2:
-            raise ValueError(f"Line {i}: write one point per line as 'x, y' (got {line!r}).")
-        try:
-            rows.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise ValueError(f"Line {i}: {line!r} is not two numbers.") from None
-    return np.array(rows, dtype=float).reshape(-1, 2)
-
-
 def axis_ranges(points: np.ndarray) -> tuple[list[float], list[float]]:
     lo, hi = points.min(0), points.max(0)
     pad = 0.15 * float((hi - lo).max()) + 0.3
@@ -88,12 +71,15 @@ def axis_ranges(points: np.ndarray) -> tuple[list[float], list[float]]:
 def scatter_figure(data: np.ndarray, samples: np.ndarray | None, colour: str, title: str,
                    ranges, height: int = 320) -> go.Figure:
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
-                               marker={"size": 3, "color": "#b0b0b0", "opacity": 0.5}))
+    data = data[:N_DATA_DRAWN]
+    fig.add_trace(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
+                             marker={"size": 3, "color": "#b0b0b0", "opacity": 0.5},
+                             hoverinfo="skip"))
     if samples is not None and len(samples):
-        fig.add_trace(go.Scattergl(x=samples[:, 0], y=samples[:, 1], mode="markers",
-                                   name="samples",
-                                   marker={"size": 4, "color": colour, "opacity": 0.7}))
+        samples = samples[:N_SAMPLES_DRAWN]
+        fig.add_trace(go.Scatter(x=samples[:, 0], y=samples[:, 1], mode="markers",
+                                 name="samples", hoverinfo="skip",
+                                 marker={"size": 4, "color": colour, "opacity": 0.7}))
     fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       showlegend=False)
     fig.update_xaxes(range=ranges[0], showticklabels=False)
@@ -198,7 +184,7 @@ if dataset_name == "drawn":
     text = d2.text_area("Points (x, y)", value=DEFAULT_DRAWN, height=200,
                         key="toy2d_points_text")
     try:
-        pts = np.array(selected, dtype=float) if selected else parse_points(text)
+        pts = np.array(selected, dtype=float) if selected else toy2d.parse_points(text)
         toy2d.make_drawn_dataset(pts, 10, np.random.default_rng(0))  # validate early
         dataset_kwargs = {"points": pts}
         d2.caption(f"Using {len(pts)} {'selected' if selected else 'typed'} point(s).")
@@ -273,7 +259,7 @@ else:
         title = toy2d.MODELS[kind].label
         if m.n_modes is not None:
             title += f" - {m.modes_covered}/{m.n_modes} modes"
-        fig_slot.plotly_chart(scatter_figure(train.points, stored["samples"][kind][:1000],
+        fig_slot.plotly_chart(scatter_figure(train.points, stored["samples"][kind],
                                              COLOURS[kind], title, ranges),
                               key=f"toy2d_final_{kind}")
         loss_slot.plotly_chart(loss_figure(res.history), key=f"toy2d_final_loss_{kind}")
@@ -318,7 +304,8 @@ def diffusion_view() -> None:
         noised = res.forward_noised(base, t, torch.Generator().manual_seed(7))
         lo = np.minimum(paths.reshape(-1, 2).min(0), train.points.min(0))
         hi = np.maximum(paths.reshape(-1, 2).max(0), train.points.max(0))
-        lo, hi = np.maximum(lo, -8 * res.normaliser.scale), np.minimum(hi, 8 * res.normaliser.scale)
+        centre, reach = res.normaliser.mean, 6.0 * res.normaliser.scale
+        lo, hi = np.maximum(lo, centre - reach), np.minimum(hi, centre + reach)
         pad = 0.3
         ranges = ([lo[0] - pad, hi[0] + pad], [lo[1] - pad, hi[1] + pad])
         f1, f2 = st.columns(2)

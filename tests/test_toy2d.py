@@ -77,6 +77,16 @@ def test_drawn_dataset_rejects_bad_points(bad):
         toy2d.make_drawn_dataset(bad, 10, rng())
 
 
+def test_parse_points():
+    pts = toy2d.parse_points("1, 2\n\n# comment\n-1 -0.5\n3;4\n")
+    np.testing.assert_array_equal(pts, [[1, 2], [-1, -0.5], [3, 4]])
+    assert toy2d.parse_points("").shape == (0, 2)
+    with pytest.raises(ValueError, match="Line 2"):
+        toy2d.parse_points("1, 2\nfoo")
+    with pytest.raises(ValueError, match="Line 1"):
+        toy2d.parse_points("1, 2, 3")
+
+
 def test_unknown_dataset_and_bad_n():
     with pytest.raises(ValueError):
         toy2d.make_dataset("spiral", 10, rng())

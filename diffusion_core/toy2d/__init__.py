@@ -38,6 +38,7 @@ from .datasets import (
     grid_centres,
     make_dataset,
     make_drawn_dataset,
+    parse_points,
     ring_centres,
 )
 from .diffusion import Diffusion, DiffusionResult
@@ -106,6 +107,7 @@ __all__ = [
     "make_split",
     "mode_coverage",
     "param_table",
+    "parse_points",
     "ring_centres",
     "run_seeds",
     "train_diffusion",

@@ -21,6 +21,7 @@ __all__ = [
     "grid_centres",
     "make_dataset",
     "make_drawn_dataset",
+    "parse_points",
     "ring_centres",
 ]
 
@@ -166,6 +167,29 @@ def make_drawn_dataset(
     if len(centres) > DRAWN_MAX_POINTS:
         raise ValueError(f"At most {DRAWN_MAX_POINTS} points can be drawn, got {len(centres)}.")
     return Dataset2D(_mixture(centres, std, n, rng), centres, float(std), "drawn")
+
+
+def parse_points(text: str) -> np.ndarray:
+    """Parse typed points, one ``x, y`` per line (spaces or semicolons also separate).
+
+    Blank lines and lines starting with ``#`` are skipped. Returns a ``(k, 2)`` array.
+
+    Raises:
+        ValueError: naming the first line that is not two numbers.
+    """
+    rows = []
+    for i, raw in enumerate(str(text).splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p for p in line.replace(";", ",").replace(" ", ",").split(",") if p]
+        if len(parts) != 2:
+            raise ValueError(f"Line {i}: write one point per line as 'x, y' (got {line!r}).")
+        try:
+            rows.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            raise ValueError(f"Line {i}: {line!r} is not two numbers.") from None
+    return np.array(rows, dtype=float).reshape(-1, 2)
 
 
 def make_dataset(name: str, n: int, rng: np.random.Generator, **kwargs) -> Dataset2D:

@@ -125,11 +125,14 @@ def high_quality_share(samples: np.ndarray, centres: np.ndarray, std: float, *,
     return float((dist <= radius_std * std).sum() / len(samples))
 
 
-def _mean_pairwise(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> float:
+def _mean_pairwise(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> float:
+    """Mean Euclidean distance over all pairs, in row chunks (|a|^2 + |b|^2 - 2 a.b)."""
+    b_sq = (b * b).sum(1)
     total = 0.0
     for i in range(0, len(a), chunk):
         block = a[i:i + chunk]
-        total += np.sqrt(((block[:, None, :] - b[None, :, :]) ** 2).sum(-1)).sum()
+        d2 = (block * block).sum(1)[:, None] + b_sq[None, :] - 2.0 * block @ b.T
+        total += np.sqrt(np.maximum(d2, 0.0)).sum()
     return total / (len(a) * len(b))
 
 

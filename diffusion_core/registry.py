@@ -1,0 +1,178 @@
+"""The model registry: shipped models (``models/<name>/``) and user-trained ones.
+
+Each model is a folder with ``model.safetensors`` (weights; the network config is stored in
+the safetensors metadata) and ``card.json`` (what it is, how it was trained, measured
+quality, and the sha256 of the weights). Only safetensors are ever loaded: no pickles.
+
+User models live in ``$DIFFUSION_LAB_USER_MODELS`` (default ``~/.diffusion_lab/models``),
+outside git. Optional: a folder in diffusers' format (a ``UNet2DModel`` with its scheduler
+config) loads as another model when the ``diffusers`` package is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .nets import build_network
+from .precond import EDMDenoiser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = ROOT / "models"
+_NAME_RE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; ``str(e)`` is a message for the screen."""
+
+
+def user_models_dir() -> Path:
+    d = os.environ.get("DIFFUSION_LAB_USER_MODELS")
+    return Path(d) if d else Path.home() / ".diffusion_lab" / "models"
+
+
+def sanitize_name(name: str, max_len: int = 40) -> str:
+    """A safe folder name from user text: letters, digits, '-' and '_' only."""
+    s = _NAME_RE.sub("-", str(name)).strip("-_")[:max_len]
+    return s or "model"
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    source: str  # "shipped", "user" or "diffusers"
+    card: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.card.get("kind", "photo"))
+
+    @property
+    def channels(self) -> int:
+        return int(self.card.get("net", {}).get("in_channels", 3))
+
+    @property
+    def label(self) -> str:
+        tag = {"shipped": "shipped", "user": "yours", "diffusers": "diffusers"}[self.source]
+        return f"{self.name} ({tag})"
+
+
+def _read_card(folder: Path) -> dict:
+    p = folder / "card.json"
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {"error": "card.json is not valid JSON"}
+
+
+def _is_diffusers_folder(folder: Path) -> bool:
+    for cfg in (folder / "config.json", folder / "unet" / "config.json"):
+        if cfg.exists():
+            try:
+                return json.loads(cfg.read_text()).get("_class_name") == "UNet2DModel"
+            except (OSError, ValueError):
+                return False
+    return False
+
+
+def list_models(include_user: bool = True) -> list[ModelInfo]:
+    """All models: shipped first, then the user's, sorted by name."""
+    out: list[ModelInfo] = []
+    dirs = [(SHIPPED_DIR, "shipped")]
+    if include_user:
+        dirs.append((user_models_dir(), "user"))
+    for base, source in dirs:
+        if not base.is_dir():
+            continue
+        for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+            if (folder / "model.safetensors").exists():
+                out.append(ModelInfo(folder.name, folder, source, _read_card(folder)))
+            elif _is_diffusers_folder(folder):
+                out.append(ModelInfo(folder.name, folder, "diffusers",
+                                     {"kind": "photo", "architecture": "diffusers UNet2DModel"}))
+    return out
+
+
+def find_model(name: str) -> ModelInfo:
+    for m in list_models():
+        if m.name == name or m.label == name:
+            return m
+    p = Path(name)
+    if p.is_dir() and ((p / "model.safetensors").exists() or _is_diffusers_folder(p)):
+        src = "diffusers" if _is_diffusers_folder(p) else "user"
+        return ModelInfo(p.name, p, src, _read_card(p))
+    raise ModelLoadError(f"No model called “{name}”. Available: "
+                         + ", ".join(m.name for m in list_models()))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
+                  verify: bool = True) -> EDMDenoiser:
+    """Load a model's weights (safetensors only) into an ``EDMDenoiser`` in eval mode."""
+    if isinstance(info, str):
+        info = find_model(info)
+    if info.source == "diffusers":
+        from .interop import load_diffusers_denoiser
+
+        return load_diffusers_denoiser(info.path, device)
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = info.path / "model.safetensors"
+    if not path.exists():
+        raise ModelLoadError(f"Model “{info.name}” has no model.safetensors file.")
+    if verify and info.card.get("sha256"):
+        if sha256_file(path) != info.card["sha256"]:
+            raise ModelLoadError(
+                f"Model “{info.name}”: the weights file does not match the checksum in its "
+                "card (it is damaged or was changed). Other models still work.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        cfg = json.loads(meta["config"]) if "config" in meta else info.card.get("net")
+        if not cfg:
+            raise ModelLoadError(f"Model “{info.name}” does not say which network it is.")
+        net = build_network(cfg)
+        net.load_state_dict(load_file(str(path)))
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any damage in the file becomes one clear message
+        raise ModelLoadError(
+            f"Model “{info.name}” could not be read ({type(e).__name__}); the file may be "
+            "truncated or corrupt. Other models still work.") from e
+    den = EDMDenoiser(net).to(device).eval()
+    den.requires_grad_(False)
+    den.info = info  # type: ignore[attr-defined]
+    return den
+
+
+_CACHE: dict[tuple, EDMDenoiser] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_denoiser(name: str, device: str = "cpu") -> EDMDenoiser:
+    """Process-wide cached model (one shared instance per name, device and file version)."""
+    info = find_model(name)
+    p = info.path / "model.safetensors"
+    key = (str(info.path), str(device), p.stat().st_mtime_ns if p.exists() else 0)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_denoiser(info, device)
+        return _CACHE[key]
