@@ -1,4 +1,7 @@
-"""Command line: ``python -m diffusion_core <command> ...``."""
+"""Command line: ``python -m diffusion_core <command> ...``.
+
+Commands: noise, restore, generate, denoise, inpaint, train, export, evaluate.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +11,104 @@ import sys
 from pathlib import Path
 
 
-def _add_train(sub):
-    p = sub.add_parser("train", help="train a denoiser from a config file")
-    p.add_argument("--config", required=True)
-    p.add_argument("--out", default=None, help="output directory (default runs/<name>)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--init", default=None, help="start from these safetensors weights")
-    for name, typ in [("steps", int), ("batch", int), ("patch", int), ("lr", float),
-                      ("ema_decay", float), ("seed", int), ("threads", int),
-                      ("ckpt_every", int), ("eval_every", int), ("sample_every", int),
-                      ("lr_decay_start", int)]:
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
-    p.add_argument("--data", nargs="+", default=None,
-                   help="sources: deadleaves bundled train400 folder:PATH (name@weight)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
+def _save_png(t, path) -> None:
+    from .images import to_pil
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    to_pil(t.clamp(-1, 1)).save(path)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def cmd_noise(a) -> int:
+    from .forward import draw_noise, strip_steps, x_at_step
+    from .images import load_image
+    from .schedules import make_schedule
+    from .viz import strip_image
+
+    img = load_image(a.image, max_side=a.size).tensor
+    sch = make_schedule(a.schedule, a.T)
+    noise = draw_noise(img.shape, a.seed)
+    step = min(max(a.t, 0), sch.T)
+    _save_png(x_at_step(img, noise, sch, step), a.out)
+    print(f"wrote {a.out} (step {step} of {sch.T}, {sch.name} schedule, seed {a.seed})")
+    if a.strip:
+        steps = strip_steps(sch.T, 8)
+        strip_image([x_at_step(img, noise, sch, s) for s in steps],
+                    [f"step {s}" for s in steps]).save(a.strip)
+        print(f"wrote {a.strip}")
+    return 0
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _frames_to_gif(result, path, noise_frames=None) -> None:
+    import imageio.v3 as iio
+
+    from .images import to_uint8
+
+    seq = list(noise_frames or []) + [f.x_t for f in result.frames] + [result.final]
+    arrs = []
+    for x in seq:
+        a = to_uint8(x.clamp(-1, 1))
+        arrs.append(a if a.ndim == 3 else a[..., None].repeat(3, axis=2))
+    iio.imwrite(path, arrs, duration=120, loop=0)
+
+
+def cmd_restore(a) -> int:
+    from .images import load_image
+    from .registry import get_denoiser
+    from .restore import as_numpy_metrics, pick_device, restore
+    from .schedules import make_schedule
+
+    device = pick_device(a.device)
+    den = get_denoiser(a.model, str(device))
+    img = load_image(a.image, max_side=a.size).tensor
+    if den.channels == 1 and img.shape[0] == 3:
+        img = img.mean(0, keepdim=True)
+    sch = make_schedule(a.schedule, a.T)
+    res = restore(den, img, sch, step=a.t, steps=a.steps, sampler=a.sampler, seed=a.seed,
+                  eta=a.eta, device=device)
+    _save_png(res.final, a.out)
+    fm = res.final_metrics
+    print(f"wrote {a.out}: {res.steps_run} steps in {res.seconds:.2f}s on {device}; "
+          f"PSNR noisy {fm.get('noisy_psnr', float('nan')):.2f} dB -> "
+          f"restored {fm.get('psnr', float('nan')):.2f} dB "
+          f"(one-step x0_hat {fm.get('one_step_x0_psnr', float('nan')):.2f} dB)")
+    if a.gif:
+        _frames_to_gif(res, a.gif)
+        print(f"wrote {a.gif}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(as_numpy_metrics(res), indent=1))
+        print(f"wrote {a.json}")
+    return 0
+
+
+def cmd_generate(a) -> int:
+    import torch
+
+    from .registry import get_denoiser
+    from .restore import pick_device
+    from .samplers import SAMPLERS, edm_sigmas
+    from .viz import grid_image
+
+    device = pick_device(a.device)
+    den = get_denoiser(a.model, str(device))
+    c = den.channels
+    size = a.size or (32 if c == 1 else 64)
+    g = torch.Generator().manual_seed(a.seed)
+    sig = edm_sigmas(a.steps, 0.002, 80.0)
+    x = (torch.randn(a.n, c, size, size, generator=g) * sig[0]).to(device)
+    with torch.inference_mode():
+        out = SAMPLERS[a.sampler](den, x, sig.to(device), generator=g).cpu()
+    grid_image(out).save(a.out)
+    print(f"wrote {a.out} ({a.n} samples, {a.steps} steps, {a.sampler})")
+    return 0
+
+
+# --------------------------------------------------------------------------- train/export
 
 
 def cmd_train(a) -> int:
@@ -36,19 +122,121 @@ def cmd_train(a) -> int:
             setattr(cfg, k, v)
     out = Path(a.out or f"runs/{cfg.name}")
     summary = train(cfg, out, resume=a.resume, init_weights=a.init, progress=True)
-    print(json.dumps({k: v for k, v in summary.items() if k != "last"} | {"last": summary["last"]}))
+    print(json.dumps(summary, default=str))
     return 0
 
 
+def cmd_export(a) -> int:
+    from .train import export_checkpoint
+
+    path = export_checkpoint(Path(a.run), Path(a.out), extra=json.loads(a.extra or "{}"))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluate import evaluate_denoise, markdown_table, write_json
+
+    if a.task != "denoise":
+        print("only 'denoise' is available", file=sys.stderr)
+        return 2
+    res = evaluate_denoise(a.data, sigmas=a.sigma, model=a.model or None,
+                           baselines=[b for b in a.baselines.split(",") if b],
+                           max_images=a.max_images, device=a.device)
+    print(markdown_table(res))
+    if a.json:
+        write_json(res, a.json)
+        print(f"wrote {a.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m diffusion_core",
+                                description="Diffusion Lab command line")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    n = sub.add_parser("noise", help="noise an image to step t (forward process)")
+    n.add_argument("image")
+    n.add_argument("--t", type=int, default=500, help="noise step 0..T (0 = clean)")
+    n.add_argument("--schedule", default="linear", choices=["linear", "cosine", "sigmoid"])
+    n.add_argument("--T", type=int, default=1000)
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--size", type=int, default=512, help="longest side")
+    n.add_argument("--out", default="noisy.png")
+    n.add_argument("--strip", default=None, help="also write a strip of 8 stages")
+
+    r = sub.add_parser("restore", help="noise an image to step t and run the reverse process")
+    r.add_argument("image")
+    r.add_argument("--t", type=int, default=300)
+    r.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm", "heun", "dpmpp_2m"])
+    r.add_argument("--steps", type=int, default=25)
+    r.add_argument("--eta", type=float, default=0.0)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--model", default="natural")
+    r.add_argument("--schedule", default="linear", choices=["linear", "cosine", "sigmoid"])
+    r.add_argument("--T", type=int, default=1000)
+    r.add_argument("--size", type=int, default=512)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--out", default="restored.png")
+    r.add_argument("--gif", default=None)
+    r.add_argument("--json", default=None)
+
+    g = sub.add_parser("generate", help="generate images from pure noise")
+    g.add_argument("--model", default="digits")
+    g.add_argument("--n", type=int, default=64)
+    g.add_argument("--steps", type=int, default=50)
+    g.add_argument("--sampler", default="heun", choices=["ddim", "ddpm", "heun", "dpmpp_2m"])
+    g.add_argument("--size", type=int, default=None)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--out", default="grid.png")
+
+    t = sub.add_parser("train", help="train a denoiser from a config file")
+    t.add_argument("--config", required=True)
+    t.add_argument("--out", default=None, help="output directory (default runs/<name>)")
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--init", default=None, help="start from these safetensors weights")
+    for name, typ in [("steps", int), ("batch", int), ("patch", int), ("lr", float),
+                      ("ema_decay", float), ("seed", int), ("threads", int),
+                      ("ckpt_every", int), ("eval_every", int), ("sample_every", int),
+                      ("lr_decay_start", int)]:
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    t.add_argument("--data", nargs="+", default=None,
+                   help="sources: deadleaves bundled train400 folder:PATH (name@weight)")
+    t.add_argument("--device", default=None)
+    t.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
+
+    e = sub.add_parser("export", help="export a run's EMA weights as a model folder")
+    e.add_argument("--run", required=True)
+    e.add_argument("--out", required=True)
+    e.add_argument("--extra", default=None, help="JSON merged into the card")
+
+    v = sub.add_parser("evaluate", help="benchmarks")
+    v.add_argument("task", choices=["denoise"])
+    v.add_argument("--model", default="natural")
+    v.add_argument("--data", required=True)
+    v.add_argument("--sigma", type=float, nargs="+", default=[25])
+    v.add_argument("--baselines", default="bm3d")
+    v.add_argument("--max-images", type=int, default=None)
+    v.add_argument("--device", default="cpu")
+    v.add_argument("--json", default=None)
+    return p
+
+
+HANDLERS = {"noise": cmd_noise, "restore": cmd_restore, "generate": cmd_generate,
+            "train": cmd_train, "export": cmd_export, "evaluate": cmd_evaluate}
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diffusion_core",
-                                     description="Diffusion Lab command line")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    _add_train(sub)
-    a = parser.parse_args(argv)
-    handlers = {"train": cmd_train}
+    a = build_parser().parse_args(argv)
+    from .images import ImageLoadError
+    from .registry import ModelLoadError
+
     try:
-        return handlers[a.cmd](a)
+        return HANDLERS[a.cmd](a)
+    except (ImageLoadError, ModelLoadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -158,7 +158,9 @@ def export_model(denoiser: EDMDenoiser, out_dir: Path, card: dict) -> Path:
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in denoiser.net.state_dict().items()}
+    # float16 storage halves the file; weights are cast back to float32 on load.
+    state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype)
+             .contiguous().cpu() for k, v in denoiser.net.state_dict().items()}
     tmp = out_dir / "model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"config": json.dumps(denoiser.net.config)})
     os.replace(tmp, out_dir / "model.safetensors")
@@ -382,3 +384,31 @@ def _save_preview(x: torch.Tensor, path: Path) -> None:
     if arr.shape[2] == 1:
         arr = arr[:, :, 0]
     Image.fromarray(arr).save(path)
+
+
+def export_checkpoint(run_dir: Path, out_dir: Path, extra: dict | None = None) -> Path:
+    """Export the EMA weights of a run's latest checkpoint as a model folder (weights and
+    card), without touching the running job."""
+    ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    cfg = TrainConfig.from_dict(json.loads(ck["config"]))
+    net = build_network(cfg.net)
+    net.load_state_dict(ck["ema"])
+    last = {}
+    log_path = run_dir / "log.jsonl"
+    if log_path.exists():
+        for line in log_path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["step"] <= ck["step"]:
+                last = rec if "val_psnr_s25" in rec or not last else {**rec, **{
+                    k: v for k, v in last.items() if k == "val_psnr_s25"}}
+    data_desc = extra.pop("data", None) if extra else None
+    card = {
+        "name": cfg.name, "kind": cfg.kind, "architecture": "DenoiserUNet + EDM precond",
+        "net": net.config, "parameters": count_parameters(net),
+        "data": data_desc or cfg.data, "steps": int(ck["step"]), "batch": cfg.batch,
+        "patch": cfg.patch, "wall_time_s": round(float(ck.get("elapsed_s", 0.0)), 1),
+        "final_loss": last.get("loss"), "val_psnr_s25": last.get("val_psnr_s25"),
+        "config": asdict(cfg),
+    }
+    card.update(extra or {})
+    return export_model(EDMDenoiser(net), out_dir, card)

@@ -55,3 +55,15 @@ def histogram(x: torch.Tensor, bins: int = 60, lo: float = -3.5, hi: float = 3.5
 
 def normal_pdf(v: np.ndarray) -> np.ndarray:
     return np.exp(-(v**2) / 2) / math.sqrt(2 * math.pi)
+
+
+def grid_image(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
+    """(N,C,H,W) in [-1,1] -> one grid picture."""
+    n, c, h, w = x.shape
+    nrow = nrow or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / nrow))
+    out = Image.new("RGB", (nrow * (w + pad) + pad, rows * (h + pad) + pad), "white")
+    for i in range(n):
+        im = Image.fromarray(to_display(x[i])).convert("RGB")
+        out.paste(im, (pad + (i % nrow) * (w + pad), pad + (i // nrow) * (h + pad)))
+    return out

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from diffusion_core.restore import restore
-from diffusion_core.samplers import (SAMPLERS, StopSampling, edm_sigmas, schedule_sigmas,
-                                     spaced_timesteps)
+from diffusion_core.samplers import SAMPLERS, StopSampling, edm_sigmas, schedule_sigmas, spaced_timesteps
 from diffusion_core.schedules import make_schedule
 
 
