@@ -207,16 +207,21 @@ def train(
 
     torch.manual_seed(cfg.seed)  # only the initial weights depend on the global seed
     net = build_network(cfg.net).to(device)
+    step = 0
+    elapsed_before = 0.0
     if init_weights:
         from safetensors.torch import load_file
 
         net.load_state_dict(load_file(str(init_weights)))
+        card_path = Path(init_weights).with_name("card.json")
+        if card_path.exists():  # continue the step count and wall time of that model
+            card = json.loads(card_path.read_text())
+            step = int(card.get("steps", 0))
+            elapsed_before = float(card.get("wall_time_s", 0.0))
 
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                             weight_decay=cfg.weight_decay)
-    step = 0
-    elapsed_before = 0.0
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
