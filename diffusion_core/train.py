@@ -335,6 +335,10 @@ def train(
         if step % cfg.ckpt_every == 0:
             save_checkpoint()
     save_checkpoint()
+    dump = os.environ.get("DIFFUSION_LAB_DUMP_RANK_WEIGHTS")
+    if dump:  # used by the DDP test: every rank writes its weights
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()},
+                   f"{dump}{rank}.pt")
     if pbar is not None:
         pbar.close()
     total_elapsed = elapsed_before + time.time() - t_start

@@ -1,0 +1,174 @@
+"""A restore run in a background thread, so a page can show it live and stop it.
+
+The worker never touches the UI: it fills a :class:`RestoreJob` (progress, the latest state,
+then the result or an error message) that a page polls. A process-wide limit on concurrent
+runs keeps one busy visitor from starving the others; a queued job waits (and can be
+stopped while it waits). No streamlit here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import time
+from typing import Any
+
+import torch
+
+from .restore import RestoreResult, peak_rss_mb, restore
+from .samplers import spaced_timesteps
+
+FRAME_BUDGET_BYTES = 256 * 2**20  # kept frames (x_t, x0_hat, eps_hat) per run, at most
+MAX_FRAMES = 100
+MIN_FRAMES = 8
+
+_ids = itertools.count(1)
+
+
+def max_concurrent_runs() -> int:
+    try:
+        return max(1, int(os.environ.get("DIFFUSION_LAB_MAX_RUNS", "2")))
+    except ValueError:
+        return 2
+
+
+_SLOTS = threading.BoundedSemaphore(max_concurrent_runs())
+
+
+def planned_steps(step: int, steps: int) -> int:
+    """How many sampler steps a run from UI ``step`` with ``steps`` requested really makes."""
+    return len(spaced_timesteps(int(step) - 1, int(steps))) if step > 0 else 0
+
+
+def frame_every_for(steps: int, shape) -> int:
+    """Keep every k-th frame so that the kept frames stay within the memory budget."""
+    numel = math.prod(int(s) for s in shape)
+    per_frame = 3 * numel * 4
+    n_keep = max(MIN_FRAMES, min(MAX_FRAMES, FRAME_BUDGET_BYTES // max(per_frame, 1)))
+    return max(1, math.ceil(max(int(steps), 1) / n_keep))
+
+
+def friendly_error(e: BaseException) -> str:
+    """One sentence for the screen (never a traceback)."""
+    text = str(e)
+    if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+        return ("The GPU ran out of memory. Choose a smaller working size or fewer steps, "
+                "or run on the CPU.")
+    if isinstance(e, MemoryError):
+        return "The computer ran out of memory. Choose a smaller working size."
+    short = text.splitlines()[0][:200] if text else ""
+    return f"The run failed ({type(e).__name__}{': ' + short if short else ''})."
+
+
+class RestoreJob:
+    """One run of :func:`diffusion_core.restore.restore` in a daemon thread.
+
+    ``image`` (C,H,W in [-1,1]) is restored from UI ``step``; ``image=None`` with ``shape``
+    generates from pure noise (``step`` should be T). ``settings`` is kept for the page and
+    the exported JSON."""
+
+    def __init__(self, denoiser, image: torch.Tensor | None, schedule, step: int, steps: int,
+                 sampler: str = "ddim", seed: int = 0, eta: float = 0.0,
+                 device: str | torch.device = "cpu", shape: tuple | None = None,
+                 settings: dict | None = None, frame_every: int | None = None):
+        self.id = next(_ids)
+        self.denoiser = denoiser
+        self.image = image
+        self.schedule = schedule
+        self.step = int(step)
+        self.steps = int(steps)
+        self.sampler = sampler
+        self.seed = int(seed)
+        self.eta = float(eta)
+        self.device = torch.device(device)
+        self.shape = tuple(image.shape) if image is not None else tuple(shape or ())
+        self.settings = dict(settings or {})
+        self.frame_every = frame_every or frame_every_for(self.steps, self.shape)
+        self.n = planned_steps(self.step, self.steps)
+        self.state = "new"  # new, waiting, running, done, stopped, failed
+        self.i = 0
+        self.latest: dict[str, Any] | None = None
+        self.result: RestoreResult | None = None
+        self.error: str | None = None
+        self.peak_rss_mb: float | None = None
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.announced = False  # set by the page once it has shown the finished run
+        self.cache: dict[str, Any] = {}  # exports, made once on demand
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"restore-job-{self.id}",
+                                        daemon=True)
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> RestoreJob:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("done", "stopped", "failed")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+    def snapshot(self) -> dict:
+        """A consistent copy of the progress for the page."""
+        with self._lock:
+            now = self.finished or time.time()
+            return {"state": self.state, "i": self.i, "n": self.n, "latest": self.latest,
+                    "elapsed": now - (self.started or now), "error": self.error}
+
+    # ------------------------------------------------------------------ worker
+    def _on_step(self, info: dict) -> None:
+        with self._lock:
+            self.i = info["i"] + 1
+            self.n = info.get("n", self.n)
+            self.latest = {"i": info["i"], "step": info["step"], "sigma": info["sigma"],
+                           "x_t": info["x_t"], "x0_hat": info["x0_hat"].clamp(-1, 1)}
+
+    def _run(self) -> None:
+        with self._lock:
+            self.state = "waiting"
+        acquired = False
+        try:
+            while not acquired:
+                if self._stop.is_set():
+                    with self._lock:
+                        self.state, self.finished = "stopped", time.time()
+                        self.started = self.started or self.finished
+                    return
+                acquired = _SLOTS.acquire(timeout=0.2)
+            with self._lock:
+                self.state, self.started = "running", time.time()
+            with torch.inference_mode():
+                res = restore(self.denoiser, self.image, self.schedule, self.step, self.steps,
+                              sampler=self.sampler, seed=self.seed, eta=self.eta,
+                              device=self.device, callback=self._on_step,
+                              frame_every=self.frame_every,
+                              shape=None if self.image is not None else self.shape,
+                              should_stop=self._stop.is_set)
+            rss = peak_rss_mb()
+            with self._lock:
+                self.result = res
+                self.peak_rss_mb = rss
+                self.state = "stopped" if res.stopped else "done"
+                self.finished = time.time()
+        except Exception as e:  # noqa: BLE001 - every failure becomes one message
+            with self._lock:
+                self.error = friendly_error(e)
+                self.state, self.finished = "failed", time.time()
+        finally:
+            if acquired:
+                _SLOTS.release()
