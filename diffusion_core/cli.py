@@ -137,10 +137,18 @@ def cmd_export(a) -> int:
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate_denoise, markdown_table, write_json
 
-    if a.task != "denoise":
-        print("only 'denoise' is available", file=sys.stderr)
+    if a.task == "digits":
+        from .evaluate import evaluate_digits
+
+        res = evaluate_digits(a.model or "digits", n=a.n, steps=a.steps, device=a.device)
+        print(json.dumps(res, indent=1))
+        if a.json:
+            write_json(res, a.json)
+        return 0 if res["passes"] else 1
+    if not a.data:
+        print("--data DIR is needed for the denoise benchmark", file=sys.stderr)
         return 2
-    res = evaluate_denoise(a.data, sigmas=a.sigma, model=a.model or None,
+    res = evaluate_denoise(a.data, sigmas=a.sigma, model=a.model or "natural",
                            baselines=[b for b in a.baselines.split(",") if b],
                            max_images=a.max_images, device=a.device)
     print(markdown_table(res))
@@ -212,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--extra", default=None, help="JSON merged into the card")
 
     v = sub.add_parser("evaluate", help="benchmarks")
-    v.add_argument("task", choices=["denoise"])
-    v.add_argument("--model", default="natural")
-    v.add_argument("--data", required=True)
+    v.add_argument("task", choices=["denoise", "digits"])
+    v.add_argument("--model", default=None, help="default: natural (denoise), digits (digits)")
+    v.add_argument("--data", default=None)
+    v.add_argument("--n", type=int, default=1000, help="digits: number of samples")
+    v.add_argument("--steps", type=int, default=50, help="digits: sampler steps")
     v.add_argument("--sigma", type=float, nargs="+", default=[25])
     v.add_argument("--baselines", default="bm3d")
     v.add_argument("--max-images", type=int, default=None)

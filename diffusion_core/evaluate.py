@@ -181,3 +181,33 @@ def markdown_table(result: dict) -> str:
 def write_json(result: dict, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=1))
+
+
+def evaluate_digits(model: str = "digits", n: int = 1000, steps: int = 50,
+                    sampler: str = "heun", seed: int = 0, device: str = "cpu",
+                    batch: int = 250) -> dict:
+    """Generate n digits from pure noise and score them with a classifier trained on the
+    real digits: mean confidence and the share of each class."""
+    from .digits import DigitsClassifier
+    from .registry import load_denoiser
+    from .samplers import SAMPLERS, edm_sigmas
+
+    den = load_denoiser(model, device)
+    clf = DigitsClassifier()
+    g = torch.Generator().manual_seed(seed)
+    sig = edm_sigmas(steps, 0.002, 80.0)
+    outs = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, n, batch):
+            m = min(batch, n - i)
+            x = torch.randn(m, 1, 32, 32, generator=g) * sig[0]
+            outs.append(SAMPLERS[sampler](den, x.to(device), sig.to(device), generator=g).cpu())
+    seconds = time.perf_counter() - t0
+    samples = torch.cat(outs)
+    res = clf.check(samples)
+    res.update({"model": model, "steps": steps, "sampler": sampler, "seconds": round(seconds, 2),
+                "classifier_test_accuracy": round(clf.test_accuracy, 4),
+                "passes": bool(res["mean_confidence"] >= 0.9 and res["min_class_share"] >= 0.05),
+                "date": time.strftime("%Y-%m-%d")})
+    return res

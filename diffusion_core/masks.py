@@ -268,10 +268,14 @@ def selection_mask(h: int, w: int, selection: dict | None, brush: int = 4) -> to
         if len(xs) >= 2 and len(ys) >= 2:
             x0, x1 = sorted(float(v) for v in xs[:2])
             y0, y1 = sorted(float(v) for v in ys[:2])
-            c0, c1 = math.ceil(x0 - 0.5), math.floor(x1 + 0.5)
-            r0, r1 = math.ceil(y0 - 0.5), math.floor(y1 + 0.5)
-            if c1 >= c0 and r1 >= r0:
-                d.rectangle([c0, r0, c1, r1], fill=255)
+            # the pixels whose centres lie inside; a box within one pixel marks that pixel
+            c0, c1 = math.ceil(x0), math.floor(x1)
+            r0, r1 = math.ceil(y0), math.floor(y1)
+            if c1 < c0:
+                c0 = c1 = round((x0 + x1) / 2)
+            if r1 < r0:
+                r0 = r1 = round((y0 + y1) / 2)
+            d.rectangle([c0, r0, c1, r1], fill=255)
     for lasso in selection.get("lasso") or []:
         pts = [(float(x), float(y)) for x, y in zip(lasso.get("x") or [], lasso.get("y") or [])]
         if len(pts) >= 3:

@@ -563,9 +563,9 @@ def _load_model_and_image(a):
     from .registry import get_denoiser
     from .restore import pick_device
 
+    img = load_image(a.image, max_side=a.size).tensor  # a bad picture fails before the model loads
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
-    img = load_image(a.image, max_side=a.size).tensor
     if getattr(den, "channels", 3) == 1 and img.shape[0] == 3:
         img = img.mean(0, keepdim=True)
     return den, img, device

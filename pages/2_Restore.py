@@ -26,13 +26,12 @@ from diffusion_core.schedules import SCHEDULES, clamp_T, make_schedule
 from diffusion_core.viz import noise_display, to_display
 from ui.nav import sidebar_nav
 from ui.state import (
-    K_SAMPLE,
     K_SCHEDULE,
     K_SEED,
     K_SIZE,
-    K_SOURCE,
     K_STEP,
     K_T,
+    KEEP,
     clamp_int,
     image_picker,
     init_state,
@@ -43,10 +42,6 @@ sidebar_nav()
 ss = st.session_state
 ss.setdefault(K_SIZE, 256)  # a fresh visit restores at 256 px: a few seconds on a CPU
 init_state()
-# Keep the shared choices alive while this page does not show their widgets.
-for _k in (K_SOURCE, K_SAMPLE, K_SIZE, K_SEED, K_SCHEDULE, K_T, K_STEP):
-    if _k in ss:
-        ss[_k] = ss[_k]
 
 K_JOB = "restore_job"
 MODE_RESTORE, MODE_GENERATE = "restore", "generate"
@@ -54,7 +49,6 @@ ADD_NOISE_DEFAULT_STEP = 250  # init_state's untouched value of K_STEP
 SIGMA_25 = 2 * 25 / 255  # "25 on the 0-255 scale" in [-1, 1] units
 GEN_SIZES = [32, 64, 128, 256]
 PREVIEW = dict(max_side=384, min_side=192)
-KEEP = "session"
 
 
 def clamp_float(v, lo: float, hi: float, default: float) -> float:
@@ -140,7 +134,7 @@ if ss.get("restore_device") not in dev_options:
 sb.selectbox("Device", dev_options, key="restore_device", persist_state=KEEP,
              format_func=lambda d: (f"auto: {device_label(pick_device('auto'))}" if d == "auto"
                                     else {"cpu": "CPU", "cuda": "GPU (CUDA)"}[d]))
-sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, key=K_SEED, step=1,
+sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, key=K_SEED, step=1, persist_state=KEEP,
                 help="The same seed and picture size give the same noise as the Add-noise page.")
 
 # ---------------------------------------------------------------- main: what to run
@@ -347,7 +341,7 @@ if known:
 else:
     m[0].metric("Steps", f"{res.steps_run}")
 m[3].metric("Time", f"{res.seconds:.2f} s", help="Sampling only (not loading the model).")
-m[4].metric("Speed", f"{res.steps_per_s:.2f} steps/s")
+m[4].metric("Steps per second", f"{res.steps_per_s:.2f}")
 if res.peak_memory_mb is not None:
     m[5].metric("Peak GPU memory", f"{res.peak_memory_mb:.0f} MB")
 elif job.peak_rss_mb is not None:
@@ -377,9 +371,15 @@ def scrubber():
         return
     st.subheader("Step through the run")
     key = f"restore_frame_{job.id}"
-    k = st.slider("Sampler step", 1, len(frames), value=1, key=key,
-                  help="Drag to see every stage the model went through.")
-    f = frames[clamp_int(k, 1, len(frames), 1) - 1]
+    by_step = {fr.i + 1: fr for fr in frames}  # every kept frame, by sampler step (1-based)
+    if len(frames) > 1:
+        k = st.select_slider("Sampler step", list(by_step), value=frames[0].i + 1, key=key,
+                             help="Drag to see every stage the model went through"
+                             + (" (long runs keep every few steps)." if job.frame_every > 1
+                                else "."))
+    else:  # one step only: nothing to slide through
+        k = frames[0].i + 1
+    f = by_step.get(k, frames[0])
     st.caption(f"Sampler step {f.i + 1} of {job.n} · noise step {f.step} · σ = {f.sigma:.3g}")
     cols = st.columns(5 if known else 3)
     show(cols[0], f.x_t, "x_t: the picture now")
@@ -413,9 +413,12 @@ if known and res.metrics:
                              mode="markers", marker=dict(size=12, symbol="star")))
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10),
                       title="How close is the model's guess to the original, step by step?",
-                      xaxis_title="sampler step", yaxis=dict(title="PSNR (dB)"),
-                      yaxis2=dict(title="SSIM", overlaying="y", side="right", range=[0, 1]),
-                      legend=dict(orientation="h"))
+                      xaxis=dict(title="sampler step", tickformat="d",
+                                 dtick=1 if len(xs) <= 12 else None),
+                      yaxis=dict(title="PSNR (dB)"),
+                      yaxis2=dict(title="SSIM", overlaying="y", side="right", range=[0, 1],
+                                  showgrid=False),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     st.plotly_chart(fig, width="stretch")
 
     one = fm.get("one_step_x0_psnr")

@@ -19,6 +19,8 @@ if str(ROOT) not in sys.path:  # when this page is run on its own (tests, `strea
     sys.path.insert(0, str(ROOT))
 
 from diffusion_core import toy2d  # noqa: E402
+from ui.nav import sidebar_nav  # noqa: E402
+from ui.state import clamp_int  # noqa: E402
 
 DEVICE = "cpu"  # the toy models are tiny; the CPU is the fastest place for them
 STEPS_MIN, STEPS_MAX = 20, 4000
@@ -135,6 +137,8 @@ def seeds_frame(study: toy2d.SeedStudy) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- controls
 
+st.set_page_config(page_title="Why diffusion? · Diffusion Lab", page_icon="⚖️", layout="wide")
+sidebar_nav()
 st.title("Why diffusion?")
 st.markdown(
     "Three kinds of generative model learn the same cloud of points, with the same "
@@ -155,8 +159,8 @@ with_wgan = st.checkbox("Also train WGAN-GP, the usual fix for GANs (about 5x sl
                         key="toy2d_wgan")
 
 # Server-side clamps: never trust the widget limits alone.
-steps = int(min(max(int(steps_in or STEPS_MIN), STEPS_MIN), STEPS_MAX))
-seed = int(min(max(int(seed_in or 0), 0), SEED_MAX))
+steps = clamp_int(steps_in, STEPS_MIN, STEPS_MAX, toy2d.Budget().steps)
+seed = clamp_int(seed_in, 0, SEED_MAX, 0)
 budget = toy2d.Budget(steps=steps, snapshot_every=max(1, steps // SNAPSHOTS_PER_RUN),
                       snapshot_n=400).clamped(max_steps=STEPS_MAX)
 kinds = ("gan", "wgan_gp", "vae", "diffusion") if with_wgan else toy2d.DEFAULT_MODELS
@@ -297,9 +301,8 @@ def diffusion_view() -> None:
             st.session_state[STATE_TRAJ] = traj
         ts, paths = traj
         T = res.n_steps
-        t = int(st.slider("Timestep t (0 = data, T = pure noise)", 0, T, T // 2,
-                          key="toy2d_t"))
-        t = min(max(t, 0), T)
+        t = clamp_int(st.slider("Timestep t (0 = data, T = pure noise)", 0, T, T // 2,
+                                key="toy2d_t"), 0, T, T // 2)
         base = train.points[:1000]
         noised = res.forward_noised(base, t, torch.Generator().manual_seed(7))
         lo = np.minimum(paths.reshape(-1, 2).min(0), train.points.min(0))

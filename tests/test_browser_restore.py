@@ -8,7 +8,7 @@ pytestmark = pytest.mark.browser
 
 
 def _set_steps(page, n: int) -> None:
-    box = page.get_by_label("Steps")
+    box = page.get_by_role("spinbutton", name="Steps", exact=True)
     box.fill(str(n))
     box.press("Enter")
     page.wait_for_function(
@@ -38,7 +38,9 @@ def test_restore_short_run(app_server, page, artifacts_dir):
     page.get_by_text("Step through the run").wait_for()
     assert page.get_by_text("3 of 3 steps requested").count() == 1
     assert page.locator(".stException").count() == 0
-    page.wait_for_timeout(1500)  # let the images and the chart paint
+    # Streamlit scrolls inside its own container: a tall window shows the whole page
+    page.set_viewport_size({"width": 1400, "height": 3600})
+    page.wait_for_timeout(2000)  # let the images and the chart paint
     page.screenshot(path=str(artifacts_dir / "restore.png"), full_page=True)
     # a download really delivers a file
     with page.expect_download() as dl:

@@ -67,7 +67,7 @@ def test_restore_runs_to_completion_and_shows_metrics(user_models_dir):
     assert len(at.get("plotly_chart")) == 1
     assert len(at.get("download_button")) == 5
     # the scrubber moves through the kept frames without a full rerun failing
-    at.slider(key=f"restore_frame_{job.id}").set_value(3).run()
+    at.select_slider(key=f"restore_frame_{job.id}").set_value(3).run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Sampler step 3 of 3" in c.value for c in at.caption)
 
@@ -104,3 +104,27 @@ def test_bad_model_shows_a_message_not_a_traceback(user_models_dir):
         (bad / "model.safetensors").unlink()
         (bad / "card.json").unlink()
         bad.rmdir()
+
+
+def test_live_progress_and_stop_keeps_the_partial_result(user_models_dir):
+    at = _new_page(restore_steps=400, restore_step=800)
+    at.button[0].click().run()
+    job = at.session_state["restore_job"]
+    deadline = time.time() + 120
+    while job.i < 2 and time.time() < deadline:  # let a couple of steps happen
+        time.sleep(0.3)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(at.get("progress")) == 1
+    assert any("what the model thinks" in c for im in at.image for c in im.captions)
+    try:
+        at.button(key=f"restore_stop_{job.id}").click().run()
+        assert job.wait(60)
+    finally:
+        job.stop()
+        job.wait(60)
+    _wait_done(at)
+    assert not at.exception, [e.message for e in at.exception]
+    assert job.state == "stopped" and 2 <= job.result.steps_run < job.n
+    assert any("Stopped after" in w.value for w in at.warning)
+    assert len(at.get("download_button")) == 5

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from diffusion_core import toy2d
 
-from diffusion_core import toy2d  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
 
@@ -238,7 +235,7 @@ def test_page_trains_and_shows_metrics():
     at = AppTest.from_file(str(ROOT / "pages" / "5_Why_diffusion.py"), default_timeout=120)
     at.run()
     assert not at.exception
-    at.number_input(key="toy2d_steps").set_value(30)
+    at.number_input(key="toy2d_steps").set_value(20)
     at.run()
     at.button(key="toy2d_train").click()
     at.run()
