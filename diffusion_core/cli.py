@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-images", type=int, default=None)
     v.add_argument("--device", default="cpu")
     v.add_argument("--json", default=None)
+    # inpaint/denoise have their own parsers in diffusion_core.repair (listed here for --help)
+    sub.add_parser("inpaint", add_help=False, help="fill in damaged regions (inpaint --help)")
+    sub.add_parser("denoise", add_help=False,
+                   help="blind denoising of a noisy photo (denoise --help)")
     return p
 
 
@@ -238,6 +242,11 @@ HANDLERS = {"noise": cmd_noise, "restore": cmd_restore, "generate": cmd_generate
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("inpaint", "denoise"):
+        from .repair import cli_denoise, cli_inpaint
+
+        return (cli_inpaint if argv[0] == "inpaint" else cli_denoise)(argv[1:])
     a = build_parser().parse_args(argv)
     from .images import ImageLoadError
     from .registry import ModelLoadError

@@ -245,3 +245,19 @@ def metrics_json(result, extra: dict | None = None) -> str:
     if extra:
         d["settings"] = extra
     return json.dumps(_finite(d), indent=1)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+def write_restore_animation(path: str | os.PathLike, x0: torch.Tensor | None, schedule,
+                            step: int, result, n_forward: int = 12) -> bytes:
+    """The "noising then restoring" animation of a run, as MP4 or GIF by the file suffix
+    (for the command line: ``restore ... --mp4 FILE``)."""
+    step = int(min(max(int(step), 0), schedule.T))
+    seq = restore_animation_frames(x0, result.noise, schedule, step, result, n_forward)
+    small = max(seq[0].shape[-2:]) < 96
+    opts = dict(max_side=PREVIEW_MAX_SIDE, min_side=256 if small else None)
+    if str(path).lower().endswith(".gif"):
+        return frames_gif(seq, path, **opts)
+    return frames_mp4(seq, path, **opts)

@@ -31,7 +31,6 @@ from ui.state import (
     K_SIZE,
     K_STEP,
     K_T,
-    KEEP,
     clamp_int,
     image_picker,
     init_state,
@@ -49,6 +48,7 @@ ADD_NOISE_DEFAULT_STEP = 250  # init_state's untouched value of K_STEP
 SIGMA_25 = 2 * 25 / 255  # "25 on the 0-255 scale" in [-1, 1] units
 GEN_SIZES = [32, 64, 128, 256]
 PREVIEW = dict(max_side=384, min_side=192)
+KEEP = "session"  # this page's own settings survive a trip to another page
 
 
 def clamp_float(v, lo: float, hi: float, default: float) -> float:
@@ -330,23 +330,25 @@ if job.state == "stopped":
     st.warning(f"Stopped after {res.steps_run} of {job.n} steps: below is what was computed "
                "so far (the model's latest guess).")
 
-m = st.columns(6)
+cards: list[tuple] = []  # (label, value, delta, help)
 if known:
-    m[0].metric("Noisy input PSNR", f"{fm.get('noisy_psnr', float('nan')):.2f} dB",
-                help="Peak signal-to-noise ratio against the original: higher is closer.")
-    m[1].metric("Restored PSNR", f"{fm.get('psnr', float('nan')):.2f} dB",
-                delta=f"{fm.get('psnr', 0) - fm.get('noisy_psnr', 0):+.2f} dB")
-    m[2].metric("Restored SSIM", f"{fm.get('ssim', float('nan')):.3f}",
-                help="Structural similarity to the original: 1 is identical.")
+    cards += [("Noisy input PSNR", f"{fm.get('noisy_psnr', float('nan')):.2f} dB", None,
+               "Peak signal-to-noise ratio against the original: higher is closer."),
+              ("Restored PSNR", f"{fm.get('psnr', float('nan')):.2f} dB",
+               f"{fm.get('psnr', 0) - fm.get('noisy_psnr', 0):+.2f} dB", None),
+              ("Restored SSIM", f"{fm.get('ssim', float('nan')):.3f}", None,
+               "Structural similarity to the original: 1 is identical.")]
 else:
-    m[0].metric("Steps", f"{res.steps_run}")
-m[3].metric("Time", f"{res.seconds:.2f} s", help="Sampling only (not loading the model).")
-m[4].metric("Steps per second", f"{res.steps_per_s:.2f}")
+    cards.append(("Steps", f"{res.steps_run}", None, None))
+cards += [("Time", f"{res.seconds:.2f} s", None, "Sampling only (not loading the model)."),
+          ("Steps per second", f"{res.steps_per_s:.2f}", None, None)]
 if res.peak_memory_mb is not None:
-    m[5].metric("Peak GPU memory", f"{res.peak_memory_mb:.0f} MB")
+    cards.append(("Peak GPU memory", f"{res.peak_memory_mb:.0f} MB", None, None))
 elif job.peak_rss_mb is not None:
-    m[5].metric("Peak memory", f"{job.peak_rss_mb:.0f} MB",
-                help="Peak memory of the whole server process so far (it is shared).")
+    cards.append(("Peak memory", f"{job.peak_rss_mb:.0f} MB", None,
+                  "Peak memory of the whole server process so far (it is shared)."))
+for col, (name, value, delta, tip) in zip(st.columns(6), cards):
+    col.metric(name, value, delta=delta, help=tip)
 st.caption(f"Device: {cfg['device']}")
 
 # before / after

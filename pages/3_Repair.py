@@ -320,9 +320,10 @@ with tab_fill:
             st.caption(
                 "PSNR compares with the picture before the damage (higher is closer; above "
                 "about 30 dB differences are hard to see). A smooth fill often scores well on "
-                "PSNR because it guesses the average; the diffusion model invents texture, "
-                "which looks more natural but is never exactly the original. The undamaged "
-                "pixels are kept exactly as they were by both methods.")
+                "PSNR because it guesses the average; a well-trained diffusion model invents "
+                "texture instead, which looks more natural but is never exactly the original "
+                "(the shipped model is still early in its training, so its fill-ins are rough "
+                "for now). The undamaged pixels are kept exactly as they were by both methods.")
         else:
             st.caption("Your own upload: we don't know what was under the damage, so there is "
                        "nothing to measure against. Judge by eye.")

@@ -25,6 +25,7 @@ from diffusion_core.export import (
     preview,
     restore_animation_frames,
     strip_png,
+    write_restore_animation,
 )
 from diffusion_core.forward import x_at_step
 from diffusion_core.images import load_image, sample_path
@@ -128,6 +129,17 @@ def test_animation_is_noising_then_restoring(small_run):
     assert len(gen) == len(res.frames) + 1
     arr = iio.imread(frames_gif(seq), index=None, extension=".gif")
     assert arr.shape[0] == len(seq)
+
+
+def test_write_restore_animation_mp4_and_gif(small_run, tmp_path):
+    x0, sch, res = small_run
+    n = len(restore_animation_frames(x0, res.noise, sch, 100, res))
+    mp4 = iio.imread(write_restore_animation(tmp_path / "a.mp4", x0, sch, 100, res),
+                     index=None, extension=".mp4")
+    assert mp4.shape[1:] == (240, 240, 3)  # 48 px frames enlarged 5x (nearest) to watch
+    assert mp4.shape[0] == n + 2 * (9 - 1)  # first and last held 0.9 s at 10 fps
+    write_restore_animation(tmp_path / "a.gif", x0, sch, 100, res)
+    assert iio.imread(tmp_path / "a.gif", index=None).shape[0] == n
 
 
 def test_metrics_json_agrees_with_the_saved_png(small_run, tmp_path):

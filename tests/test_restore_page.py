@@ -128,3 +128,9 @@ def test_live_progress_and_stop_keeps_the_partial_result(user_models_dir):
     assert job.state == "stopped" and 2 <= job.result.steps_run < job.n
     assert any("Stopped after" in w.value for w in at.warning)
     assert len(at.get("download_button")) == 5
+
+
+def test_generate_with_the_photo_model_says_it_invents_textures(user_models_dir):
+    at = _new_page(restore_mode="generate", restore_model_generate="natural")
+    assert not at.error, [e.value for e in at.error]
+    assert any("invents textures" in i.value for i in at.info)
