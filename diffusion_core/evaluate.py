@@ -211,3 +211,31 @@ def evaluate_digits(model: str = "digits", n: int = 1000, steps: int = 50,
                 "passes": bool(res["mean_confidence"] >= 0.9 and res["min_class_share"] >= 0.05),
                 "date": time.strftime("%Y-%m-%d")})
     return res
+
+
+def update_card(model_dir: str | Path, result_files: list[str | Path]) -> dict:
+    """Copy the summaries the evaluator wrote into the model's card (``benchmarks``), keyed by
+    the result file's path relative to the repository, so the card's figures always come
+    from files the evaluator wrote (a test checks they agree)."""
+    model_dir = Path(model_dir)
+    card_path = model_dir / "card.json"
+    card = json.loads(card_path.read_text())
+    root = Path(__file__).resolve().parent.parent
+    bench = card.get("benchmarks", {})
+    for f in result_files:
+        f = Path(f).resolve()
+        res = json.loads(f.read_text())
+        key = str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
+        entry = {"data": Path(res.get("data", "")).name, "date": res.get("date"),
+                 "device": res.get("device")}
+        if "summary" in res:
+            entry["summary"] = res["summary"]
+        else:  # the digits check
+            entry["result"] = {k: res[k] for k in ("mean_confidence", "min_class_share",
+                                                   "class_shares", "n", "passes") if k in res}
+        bench[key] = entry
+    card["benchmarks"] = bench
+    tmp = card_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    tmp.replace(card_path)
+    return card

@@ -243,7 +243,7 @@ def start_run():
 
 
 b1, b2 = st.columns([1, 5])
-if b1.button("▶ Run", type="primary", disabled=running, width="stretch"):
+if b1.button("▶ Run", type="primary", disabled=running, width="stretch") and not running:
     start_run()
     job = ss.get(K_JOB)
     running = job is not None and not job.done
@@ -278,14 +278,17 @@ if not running and mode == MODE_RESTORE and (job is None or changed):
 @st.fragment(run_every=0.3 if running else None)
 def live_view():
     job: RestoreJob | None = ss.get(K_JOB)
-    if job is None or (job.done and job.announced and job.state != "failed"):
+    if job is None:
         return
-    snap = job.snapshot()
     if job.done and not job.announced:
         st.rerun()  # the run just ended: redraw the whole page with the results
-    if snap["state"] == "failed":
-        st.error(snap["error"])
+    if job.done:  # the results (if any) are drawn below, outside this fragment
+        if job.state == "failed":
+            st.error(job.error)
+        elif job.result is None:
+            st.info("Stopped before the run started: nothing was computed.")
         return
+    snap = job.snapshot()
     n, i = max(snap["n"], 1), snap["i"]
     lat = snap["latest"]
     text = {"new": "Starting…",

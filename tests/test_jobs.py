@@ -1,0 +1,88 @@
+"""The background restore job: progress, stop, queueing and failures (no real model)."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from diffusion_core import jobs
+from diffusion_core.jobs import RestoreJob, frame_every_for, friendly_error, planned_steps
+from diffusion_core.schedules import make_schedule
+
+SCH = make_schedule("linear", 1000)
+
+
+class Slow:
+    """A stand-in denoiser that predicts gray; after ``block_after`` calls it waits for
+    ``release`` (so a test can act while a run is in the middle)."""
+
+    def __init__(self, block_after: int | None = None):
+        self.release = threading.Event()
+        self.block_after = block_after
+        self.calls = 0
+
+    def __call__(self, x, sigma):
+        self.calls += 1
+        if self.block_after is not None and self.calls > self.block_after:
+            self.release.wait(30)
+        return torch.zeros_like(x)
+
+
+def test_runs_and_reports_progress():
+    img = torch.rand(3, 16, 16) * 2 - 1
+    job = RestoreJob(Slow(), img, SCH, step=300, steps=5, seed=1).start()
+    assert job.wait(60) and job.state == "done"
+    snap = job.snapshot()
+    assert snap["i"] == snap["n"] == 5 and snap["latest"]["x0_hat"].shape == (3, 16, 16)
+    assert job.result.steps_run == 5 and len(job.result.frames) == 5
+    assert job.peak_rss_mb and job.peak_rss_mb > 0
+
+
+def test_stop_keeps_what_was_computed():
+    den = Slow(block_after=2)
+    job = RestoreJob(den, None, SCH, step=1000, steps=50, shape=(1, 8, 8)).start()
+    for _ in range(200):
+        if job.i >= 2:
+            break
+        threading.Event().wait(0.05)
+    job.stop()
+    den.release.set()
+    assert job.wait(60) and job.state == "stopped"
+    assert 2 <= job.result.steps_run < 50 and job.result.stopped
+    assert job.result.final.shape == (1, 8, 8)
+
+
+def test_queued_job_waits_for_a_slot_and_can_be_stopped():
+    taken = 0
+    while jobs._SLOTS.acquire(blocking=False):
+        taken += 1
+    try:
+        job = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8)).start()
+        for _ in range(50):
+            if job.state == "waiting":
+                break
+            threading.Event().wait(0.05)
+        assert job.state == "waiting"
+        job.stop()
+        assert job.wait(10) and job.state == "stopped" and job.result is None
+    finally:
+        for _ in range(taken):
+            jobs._SLOTS.release()
+
+
+def test_failure_becomes_one_sentence():
+    def broken(x, sigma):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nlong details")
+
+    job = RestoreJob(broken, torch.zeros(3, 8, 8), SCH, step=100, steps=2).start()
+    assert job.wait(30) and job.state == "failed"
+    assert job.error.startswith("The GPU ran out of memory")
+    assert friendly_error(ValueError("bad\nmore")) == "The run failed (ValueError: bad)."
+
+
+def test_frame_budget_and_planned_steps():
+    assert frame_every_for(25, (3, 256, 256)) == 1
+    assert frame_every_for(1000, (3, 256, 256)) == 10  # at most 100 frames
+    assert frame_every_for(100, (3, 1024, 1024)) > 1  # big pictures keep fewer frames
+    assert planned_steps(10, 25) == 10 and planned_steps(1000, 25) == 25
