@@ -80,6 +80,11 @@ def cmd_restore(a) -> int:
     if a.gif:
         _frames_to_gif(res, a.gif)
         print(f"wrote {a.gif}")
+    if a.mp4:
+        from .export import write_restore_animation
+
+        write_restore_animation(a.mp4, img, sch, a.t, res)
+        print(f"wrote {a.mp4}")
     if a.json:
         Path(a.json).write_text(json.dumps(as_numpy_metrics(res), indent=1))
         print(f"wrote {a.json}")
@@ -187,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--out", default="restored.png")
     r.add_argument("--gif", default=None)
+    r.add_argument("--mp4", default=None, help="MP4 of the picture being noised, then restored")
     r.add_argument("--json", default=None)
 
     g = sub.add_parser("generate", help="generate images from pure noise")

@@ -18,9 +18,9 @@ from diffusion_core.export import (
 )
 from diffusion_core.forward import draw_noise, sigma_at_step, step_for_sigma, x_at_step
 from diffusion_core.images import ImageLoadError
-from diffusion_core.jobs import RestoreJob, planned_steps
 from diffusion_core.registry import ModelLoadError, get_denoiser, list_models
 from diffusion_core.restore import MAX_STEPS, device_label, pick_device
+from diffusion_core.restore_jobs import RestoreJob, planned_steps
 from diffusion_core.samplers import SAMPLER_LABELS
 from diffusion_core.schedules import SCHEDULES, clamp_T, make_schedule
 from diffusion_core.viz import noise_display, to_display
@@ -39,7 +39,7 @@ from ui.state import (
 st.set_page_config(page_title="Restore · Diffusion Lab", page_icon="✨", layout="wide")
 sidebar_nav()
 ss = st.session_state
-ss.setdefault(K_SIZE, 256)  # a fresh visit restores at 256 px: a few seconds on a CPU
+ss.setdefault(K_SIZE, 256)  # a fresh session starts at 256 px (the Add-noise page uses 512)
 init_state()
 
 K_JOB = "restore_job"

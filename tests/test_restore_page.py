@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from streamlit.testing.v1 import AppTest
 
 from diffusion_core.forward import step_for_sigma
@@ -134,3 +135,17 @@ def test_generate_with_the_photo_model_says_it_invents_textures(user_models_dir)
     at = _new_page(restore_mode="generate", restore_model_generate="natural")
     assert not at.error, [e.value for e in at.error]
     assert any("invents textures" in i.value for i in at.info)
+
+
+def test_a_failed_run_shows_one_message(user_models_dir):
+    from diffusion_core.restore_jobs import RestoreJob
+
+    def broken(x, sigma):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    job = RestoreJob(broken, torch.zeros(3, 16, 16), make_schedule("linear"), 57, 3).start()
+    assert job.wait(30)
+    at = _new_page(restore_job=job)
+    assert not at.exception, [e.message for e in at.exception]
+    assert [e.value for e in at.error] == [job.error]
+    assert "ran out of memory" in job.error

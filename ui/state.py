@@ -29,10 +29,6 @@ K_SCHEDULE = "lab_schedule"
 K_T = "lab_T"
 K_STEP = "lab_step"
 
-# Widgets bound to the keys above need persist_state=KEEP: without it Streamlit drops a
-# widget's value when the user switches pages, and the next page falls back to the default.
-KEEP = "session"
-
 
 def init_state() -> None:
     ss = st.session_state

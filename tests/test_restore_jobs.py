@@ -6,8 +6,8 @@ import threading
 
 import torch
 
-from diffusion_core import jobs
-from diffusion_core.jobs import RestoreJob, frame_every_for, friendly_error, planned_steps
+from diffusion_core import restore_jobs as jobs
+from diffusion_core.restore_jobs import RestoreJob, frame_every_for, friendly_error, planned_steps
 from diffusion_core.schedules import make_schedule
 
 SCH = make_schedule("linear", 1000)
