@@ -88,6 +88,9 @@ class StepInfo:
     elapsed_s: float
     val_psnr: float | None = None
     sample: torch.Tensor | None = None  # optional preview images in [-1, 1]
+    # The live EMA network (main rank only): a callback may run it (e.g. to draw its own
+    # previews) but must not change it; it is only valid during the callback.
+    ema: torch.nn.Module | None = None
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -308,7 +311,7 @@ def train(
         sps = steps_done_here / max(el, 1e-9)
         info = StepInfo(step=step, total=cfg.steps, loss=lval, lr=lr, steps_per_s=sps,
                         eta_s=(cfg.steps - step) / max(sps, 1e-9),
-                        elapsed_s=elapsed_before + el)
+                        elapsed_s=elapsed_before + el, ema=ema if is_main else None)
         if is_main and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             with torch.inference_mode():
                 ed = EDMDenoiser(ema)

@@ -16,11 +16,11 @@ from diffusion_core.viz import (
     to_display,
 )
 from ui.nav import sidebar_nav
-from ui.state import K_SCHEDULE, K_SEED, K_STEP, K_T, clamp_int, image_picker, init_state
+from ui.state import K_SCHEDULE, K_SEED, K_STEP, K_T, bind, clamp_int, image_picker, init_state
 
 st.set_page_config(page_title="Add noise · Diffusion Lab", page_icon="🌫️", layout="wide")
 sidebar_nav()
-init_state()
+init_state("noise")
 ss = st.session_state
 
 SCHEDULE_HELP = {
@@ -32,9 +32,9 @@ SCHEDULE_HELP = {
 # ---------------------------------------------------------------- sidebar controls
 x0, label, notes = image_picker()
 sb = st.sidebar
-sb.selectbox("Noise schedule", SCHEDULES, key=K_SCHEDULE, help="\n\n".join(SCHEDULE_HELP.values()))
-sb.number_input("Number of steps T", T_MIN, T_MAX, key=K_T, step=50)
-sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, key=K_SEED, step=1)
+sb.selectbox("Noise schedule", SCHEDULES, **bind(K_SCHEDULE), help="\n\n".join(SCHEDULE_HELP.values()))
+sb.number_input("Number of steps T", T_MIN, T_MAX, **bind(K_T), step=50)
+sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED), step=1)
 presenter = sb.toggle("Presenter mode (big picture, fewer words)", key="presenter")
 
 T = clamp_T(ss[K_T])
@@ -74,7 +74,7 @@ st.caption(
 @st.fragment
 def detail():
     st.subheader("Look closer at one step")
-    step = st.slider("Noise step", 0, T, key=K_STEP,
+    step = st.slider("Noise step", 0, T, **bind(K_STEP),
                      help="0 is the clean picture; T is (almost) pure noise.")
     step = clamp_int(step, 0, T, 0)
     a, b = mix_coefs(schedule, step)

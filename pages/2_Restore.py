@@ -31,6 +31,7 @@ from ui.state import (
     K_SIZE,
     K_STEP,
     K_T,
+    bind,
     clamp_int,
     image_picker,
     init_state,
@@ -40,7 +41,7 @@ st.set_page_config(page_title="Restore · Diffusion Lab", page_icon="✨", layou
 sidebar_nav()
 ss = st.session_state
 ss.setdefault(K_SIZE, 256)  # a fresh session starts at 256 px (the Add-noise page uses 512)
-init_state()
+init_state("restore")
 
 K_JOB = "restore_job"
 MODE_RESTORE, MODE_GENERATE = "restore", "generate"
@@ -134,7 +135,7 @@ if ss.get("restore_device") not in dev_options:
 sb.selectbox("Device", dev_options, key="restore_device", persist_state=KEEP,
              format_func=lambda d: (f"auto: {device_label(pick_device('auto'))}" if d == "auto"
                                     else {"cpu": "CPU", "cuda": "GPU (CUDA)"}[d]))
-sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, key=K_SEED, step=1, persist_state=KEEP,
+sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED), step=1,
                 help="The same seed and picture size give the same noise as the Add-noise page.")
 
 # ---------------------------------------------------------------- main: what to run

@@ -52,11 +52,11 @@ from diffusion_core.repair import (  # noqa: E402
 from diffusion_core.restore import device_label, pick_device, psnr  # noqa: E402
 from diffusion_core.viz import to_display  # noqa: E402
 from ui.nav import sidebar_nav  # noqa: E402
-from ui.state import K_SEED, K_SOURCE, clamp_int, image_picker, init_state  # noqa: E402
+from ui.state import K_SEED, K_SOURCE, bind, clamp_int, image_picker, init_state  # noqa: E402
 
 st.set_page_config(page_title="Repair · Diffusion Lab", page_icon="🩹", layout="wide")
 sidebar_nav()
-init_state()
+init_state("repair")
 ss = st.session_state
 
 REPAIR_SIZES = [64, 96, 128, 192, 256, 384, 512]
@@ -74,7 +74,7 @@ sb = st.sidebar
 sb.select_slider("Repair size (longest side, pixels)", REPAIR_SIZES, key=K_RSIZE,
                  help="The diffusion model runs many times per repair, so the picture is shrunk "
                       "to this size first. Small is quick; large needs patience (or a GPU).")
-sb.number_input("Seed (which random damage and noise)", 0, 2**31 - 1, key=K_SEED, step=1)
+sb.number_input("Seed (which random damage and noise)", 0, 2**31 - 1, **bind(K_SEED), step=1)
 photo_models = [m for m in list_models() if m.kind == "photo"] or list_models()
 model_names = [m.name for m in photo_models]
 if model_names:

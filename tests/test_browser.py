@@ -79,3 +79,44 @@ def test_why_diffusion_trains_and_shows_table(app_server, page, artifacts_dir):
     page.get_by_text("Energy distance").first.wait_for(timeout=240_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts_dir / "why_diffusion.png"), full_page=True)
+
+
+def _wait_value(locator, expected: str, timeout_s: float = 60.0) -> str:
+    import time
+
+    deadline = time.time() + timeout_s
+    v = None
+    while time.time() < deadline:
+        try:
+            v = locator.input_value(timeout=2000)
+        except Exception:  # noqa: BLE001 - the page is re-rendering
+            v = None
+        if v == expected:
+            break
+        time.sleep(0.25)
+    return v
+
+
+def _wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until streamlit's 'running' indicator is gone."""
+    page.wait_for_timeout(500)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=timeout_ms)
+
+
+def test_choices_survive_page_navigation(app_server, page):
+    label = "Seed (which noise is drawn)"
+    page.goto(app_server + "/Add_noise")
+    page.frame_locator("iframe").first.locator("body[data-ready='1']").wait_for()
+    _wait_idle(page)
+    seed = page.get_by_role("spinbutton", name=label)
+    seed.fill("7")
+    seed.press("Enter")
+    page.wait_for_timeout(3000)  # a person reads the new picture before moving on
+    _wait_idle(page)
+    page.get_by_role("link", name="Restore").first.click()
+    page.get_by_text("Restore: the reverse process").wait_for()
+    assert _wait_value(page.get_by_role("spinbutton", name=label), "7") == "7"
+    _wait_idle(page)
+    page.get_by_role("link", name="Add noise").first.click()
+    page.get_by_text("Add noise: the forward process").wait_for()
+    assert _wait_value(page.get_by_role("spinbutton", name=label), "7") == "7"

@@ -37,15 +37,15 @@ def _image_urls(at) -> list[str]:
 def test_add_noise_upload_and_slider_changes_image(user_models_dir):
     at = AppTest.from_file(str(ROOT / "pages/1_Add_noise.py"), default_timeout=120)
     at.run()
-    at.radio(key="lab_source").set_value("upload").run()
+    at.radio(key="w_noise_lab_source").set_value("upload").run()
     assert not at.exception
     at.file_uploader[0].upload("red_green.png", _png_bytes(), "image/png").run()
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.session_state["lab_upload_bytes"] is not None
-    at.slider(key="lab_step").set_value(0).run()
+    at.slider(key="w_noise_lab_step").set_value(0).run()
     clean = _image_urls(at)
-    at.slider(key="lab_step").set_value(700).run()
+    at.slider(key="w_noise_lab_step").set_value(700).run()
     noisy = _image_urls(at)
     assert not at.exception
     assert clean[0] != noisy[0]
@@ -55,7 +55,7 @@ def test_add_noise_upload_and_slider_changes_image(user_models_dir):
 def test_add_noise_bad_upload_shows_message_and_keeps_working(user_models_dir):
     at = AppTest.from_file(str(ROOT / "pages/1_Add_noise.py"), default_timeout=120)
     at.run()
-    at.radio(key="lab_source").set_value("upload").run()
+    at.radio(key="w_noise_lab_source").set_value("upload").run()
     at.file_uploader[0].upload("notes.png", b"this is not an image", "image/png").run()
     assert not at.exception
     assert at.error and "image" in at.error[0].value.lower()

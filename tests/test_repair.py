@@ -373,7 +373,7 @@ def test_repair_page_inpaints_and_denoises(user_models_dir):
     assert any("PSNR" in str(df.value.columns.tolist()) for df in at.dataframe)
 
     # blind denoising on a gray medical sample with known added noise
-    at.selectbox(key="lab_sample").set_value("phantom").run()
+    at.selectbox(key="w_repair_lab_sample").set_value("phantom").run()
     at.slider(key="repair_noise_amount").set_value(30)
     at.number_input(key="repair_denoise_steps").set_value(3)
     at.button(key="repair_run_denoise").click().run()

@@ -30,8 +30,48 @@ K_T = "lab_T"
 K_STEP = "lab_step"
 
 
-def init_state() -> None:
+_MISSING = object()
+
+
+def _copy_back(key: str, wk: str) -> None:
+    st.session_state[key] = st.session_state[wk]
+
+
+def bind(key: str) -> dict:
+    """Widget kwargs that tie a widget to the shared value ``st.session_state[key]``.
+
+    Streamlit forgets (or mixes up) a widget's own state when the same control appears on
+    several pages, so shared choices (image, seed, step, ...) live under plain keys and each
+    page's widget gets a private key ``w_<page>_<key>``, refreshed from the shared value
+    before it is drawn and copied back on change.
+    """
     ss = st.session_state
+    wk = f"w_{ss.get('_lab_scope', '')}_{key}"
+    if ss.get(wk, _MISSING) != ss.get(key):
+        ss[wk] = ss.get(key)
+    return {"key": wk, "on_change": _copy_back, "args": (key, wk)}
+
+
+def _page_id() -> str:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return (ctx.page_script_hash or "")[:10] if ctx else ""
+    except Exception:  # noqa: BLE001 - outside a streamlit run
+        return ""
+
+
+def init_state(scope: str | None = None) -> None:
+    """Set the shared defaults once per session. ``scope`` names the page for bind(); a page
+    that gives none gets its script's id, and later calls in the same run keep it."""
+    ss = st.session_state
+    if scope:
+        ss["_lab_scope"] = scope
+        ss["_lab_scope_page"] = _page_id()
+    elif ss.get("_lab_scope_page") != _page_id():
+        ss["_lab_scope"] = _page_id()
+        ss["_lab_scope_page"] = _page_id()
     samples = list_samples()
     ss.setdefault(K_SOURCE, "sample")
     ss.setdefault(K_SAMPLE, samples[0] if samples else None)
@@ -71,7 +111,7 @@ def image_picker(container=None, key: str = "picker"):
     c = container or st.sidebar
     ss = st.session_state
     samples = list_samples()
-    c.radio("Image", ["sample", "upload"], key=K_SOURCE, horizontal=True,
+    c.radio("Image", ["sample", "upload"], **bind(K_SOURCE), horizontal=True,
             format_func=lambda s: "Built-in sample" if s == "sample" else "Upload your own")
     if ss[K_SOURCE] == "upload":
         up = c.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES,
@@ -94,9 +134,9 @@ def image_picker(container=None, key: str = "picker"):
         if ss.get(K_UPLOAD) is None:
             c.info("No upload yet: showing the built-in sample meanwhile.")
     else:
-        c.selectbox("Sample", samples, key=K_SAMPLE,
+        c.selectbox("Sample", samples, **bind(K_SAMPLE),
                     format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
-    c.select_slider("Working size (longest side, pixels)", SIZES, key=K_SIZE)
+    c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE))
     max_side = clamp_int(ss[K_SIZE], 32, 1024, 512)
     if ss[K_SOURCE] == "upload" and ss.get(K_UPLOAD) is not None:
         data = ss[K_UPLOAD]

@@ -1,0 +1,75 @@
+"""Real browser against a real `streamlit run`: a tiny training on the Train page, live."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _set_number(page, label: str, n: int) -> None:
+    box = page.get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(n))
+    box.press("Enter")
+    page.wait_for_function(
+        "([l, n]) => [...document.querySelectorAll('input')].some("
+        "i => i.getAttribute('aria-label') === l && i.value === String(n))", arg=[label, n])
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick an option of a selectbox (the first click can land while the expander around it
+    is still opening, which closes the list again: retry)."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    for _ in range(10):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=3000)
+            break
+        except Exception:  # noqa: BLE001 - the list closed before the click
+            page.keyboard.press("Escape")
+    assert box.input_value() == option
+
+
+def _progress_step(page) -> int:
+    text = page.get_by_test_id("stProgress").inner_text()
+    m = re.search(r"Step ([\d,]+) of", text)
+    return int(m.group(1).replace(",", "")) if m else -1
+
+
+def test_train_tiny_model_live(app_server, page, artifacts_dir):
+    page.goto(app_server + "/Train")
+    page.get_by_text("Some of the 1,797 pictures it will learn from").wait_for()
+    page.get_by_text("Advanced settings").click()
+    _choose(page, "Model size", "Tiny (a quick test; learns little)")
+    page.get_by_text("tiny network").wait_for()
+    _set_number(page, "Training steps", 400)
+    _set_number(page, "New samples every … steps", 50)
+    name = page.get_by_role("textbox", name="Name of your model")
+    name.fill("browser-tiny")
+    name.press("Enter")
+    page.get_by_text("400 steps of 64 pictures").wait_for()
+    page.get_by_role("button", name="▶ Start").click()
+    page.get_by_role("heading", name="Training “browser-tiny”").wait_for(timeout=60_000)
+    # live: the progress moves on and the loss chart appears without any click
+    page.get_by_test_id("stProgress").get_by_text(re.compile(r"Step \d")).wait_for(
+        timeout=120_000)
+    first = _progress_step(page)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "s => { const t = document.querySelector('[data-testid=stProgress]');"
+        " const m = t && t.innerText.match(/Step ([\\d,]+) of/);"
+        " return m && parseInt(m[1].replace(/,/g, '')) > s; }", arg=first, timeout=120_000)
+    assert _progress_step(page) > first
+    page.get_by_text("16 digits the model draws").first.wait_for(timeout=120_000)
+    assert page.get_by_role("button", name="■ Stop").is_enabled()
+    page.get_by_text("is saved; pick it on the Restore page").wait_for(timeout=240_000)
+    assert page.locator(".stException").count() == 0
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    page.wait_for_timeout(1500)  # let the chart and images paint
+    page.screenshot(path=str(artifacts_dir / "train.png"), full_page=True)
+    # the new model is offered on the Restore page
+    page.goto(app_server + "/Restore")
+    page.get_by_text("Pure noise (generate)").click()
+    _choose(page, "Model", "browser-tiny (yours)")

@@ -1,0 +1,112 @@
+"""The background training job behind the Train page (tiny network, a few digits steps)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from diffusion_core import registry
+from diffusion_core import train_jobs as tj
+
+TINY = {"size": "tiny", "batch": 8, "steps": 10, "preview_every": 5}
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch):
+    d = tmp_path / "user_models"
+    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(d))
+    yield d
+    job = tj.current_job()
+    if job is not None and not job.done:  # never leave a job running for the next test
+        job.stop()
+        job.wait(120)
+
+
+def test_tiny_job_reports_progress_and_saves_a_loadable_model(models_dir, tmp_path):
+    res = tj.start_training("My digits!", "digits", TINY)
+    assert res.ok, res.message
+    job = res.job
+    assert job.name == "My-digits" and tj.current_job() is job
+    assert job.wait(240) and job.state == "done", job.error
+    snap = job.snapshot()
+    assert snap["step"] == snap["total"] == 10
+    assert [s for s, _ in job.losses] == list(range(1, 11))  # the callback fired every step
+    assert snap["curve_steps"] and all(v > 0 for v in snap["curve_loss"])
+    assert snap["preview"] is not None and snap["preview_step"] == 10
+    assert snap["device"] and snap["steps_per_s"] > 0
+    # the EMA weights + card are a model every page can pick at once
+    info = next(m for m in registry.list_models() if m.name == "My-digits")
+    assert info.source == "user" and info.kind == "digits"
+    card = snap["card"]
+    assert card["steps"] == 10 and card["final_loss"] > 0 and card["wall_time_s"] >= 0
+    assert "handwritten digits" in card["data"] and card["preset"] == "digits"
+    den = registry.load_denoiser(info)
+    with torch.no_grad():
+        assert den(torch.zeros(2, 1, 32, 32), 1.0).shape == (2, 1, 32, 32)
+    # nothing outside the user-model folder
+    assert {p for p in tmp_path.rglob("*") if p.is_file()} == \
+        {p for p in models_dir.rglob("*") if p.is_file()}
+    assert (models_dir / ".runs" / "My-digits" / "checkpoint.pt").exists()
+
+
+def test_stop_checkpoints_and_resume_continues_the_step_count(models_dir, monkeypatch):
+    reached, release = threading.Event(), threading.Event()
+    orig = tj.TrainingJob._on_step
+
+    def gated(self, info):
+        orig(self, info)
+        if info.step == 3 and not self.resume:
+            reached.set()
+            release.wait(60)
+
+    monkeypatch.setattr(tj.TrainingJob, "_on_step", gated)
+    res = tj.start_training("stopper", "digits", dict(TINY, steps=12))
+    assert res.ok, res.message
+    job = res.job
+    assert reached.wait(240), job.error
+    # one job at a time: a second start (or a resume) is refused while it runs
+    second = tj.start_training("other", "digits", TINY)
+    assert not second.ok and "training job is running" in second.message
+    assert "wait" in second.message and "stop" in second.message and second.job is job
+    assert not tj.resume_training("stopper").ok
+    assert tj.stop_training()
+    release.set()
+    assert job.wait(120) and job.state == "stopped", job.error
+    run_dir = models_dir / ".runs" / "stopper"
+    ck = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 3 == job.step
+    card = json.loads((models_dir / "stopper" / "card.json").read_text())
+    assert card["steps"] == 3 and card["stopped_early"] is True
+    assert [r.name for r in tj.list_runs()] == ["stopper"] and not tj.list_runs()[0].finished
+
+    res = tj.resume_training("stopper")
+    assert res.ok, res.message
+    job2 = res.job
+    assert job2.start_step == 3
+    assert job2.wait(240) and job2.state == "done", job2.error
+    assert job2.step == 12 and [s for s, _ in job2.losses][-9:] == list(range(4, 13))
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 12
+    card = json.loads((models_dir / "stopper" / "card.json").read_text())
+    assert card["steps"] == 12 and card["stopped_early"] is False
+    registry.load_denoiser("stopper")
+    # finished: resuming needs more steps
+    assert not tj.resume_training("stopper").ok
+    assert "already finished" in tj.resume_training("stopper").message
+
+
+def test_names_and_clamped_settings(models_dir):
+    assert not tj.start_training("digits", "digits", TINY).ok  # a shipped model's name
+    (models_dir / "taken").mkdir(parents=True)
+    res = tj.start_training("taken", "digits", TINY)
+    assert not res.ok and "already exists" in res.message
+    assert not tj.start_training("pics", "own", TINY, data_folder=models_dir / "none").ok
+    s = tj.effective_settings("digits", {"steps": 10**9, "batch": -5, "lr": "nan",
+                                         "size": "huge", "schedule": "x", "preview_every": 0})
+    assert s["steps"] == tj.LIMITS["steps"][1] and s["batch"] == 1
+    assert s["lr"] == tj.PRESETS["digits"].config["lr"] and s["size"] == "small"
+    assert s["preview_every"] == tj.LIMITS["preview_every"][0]
+    cfg = tj.build_config("x", "digits", {"size": "tiny", "steps": 10})
+    assert cfg.net["in_channels"] == 1 and cfg.net["base"] == 8 and cfg.steps == 10

@@ -1,0 +1,76 @@
+"""AppTest: the Train page trains a tiny digits model to completion; it is then a model every
+page can pick."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from diffusion_core import registry
+from diffusion_core import train_jobs as tj
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages/4_Train.py")
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [s.value for s in at.success] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_train_page_runs_a_tiny_digits_training(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(tmp_path / "models"))
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "1,797 pictures" in _texts(at)  # the grid of what it will learn from
+    assert at.radio(key="train_preset").value == "digits"
+    # advanced settings: a tiny network and 20 steps (out-of-range input is clamped)
+    at.selectbox(key="train_size").set_value("tiny")
+    at.number_input(key="train_steps").set_value(20)
+    at.number_input(key="train_batch").set_value(8)
+    at.number_input(key="train_preview_every").set_value(10)
+    at.text_input(key="train_name").input("page test")
+    at.run()
+    _ok(at)
+    assert "It will be saved as **page-test**" in _texts(at)
+    at.button(key="train_start").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    job = tj.current_job()
+    assert job is not None and job.name == "page-test" and job.total == 20
+    assert at.button(key="train_stop").disabled is False
+    deadline = time.time() + 240
+    saw_progress = False
+    while not job.done and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+        _ok(at)
+        saw_progress |= any("Step " in str(p.proto) for p in at.get("progress"))
+    assert job.wait(60) and job.state == "done", job.error
+    at.run()
+    _ok(at)
+    assert saw_progress or job.step == 20
+    success = " ".join(s.value for s in at.success)
+    assert "Your model **page-test** is saved; pick it on the Restore page." in success
+    assert len(at.get("plotly_chart")) == 1  # the loss curve
+    assert any("16 digits the model draws" in c for i in at.image for c in i.captions)
+    # the model is at once in the registry, i.e. on the Restore page's list
+    names = {m.name: m for m in registry.list_models()}
+    assert "page-test" in names and names["page-test"].source == "user"
+    assert names["page-test"].card["steps"] == 20
+    registry.load_denoiser(names["page-test"])
+    # a fresh visit re-attaches to the (finished) job and offers to train it longer
+    at2 = AppTest.from_file(PAGE, default_timeout=240)
+    at2.session_state["train_name"] = "page-test"
+    at2.run()
+    _ok(at2)
+    assert at2.button(key="train_resume").label == "▶ Train longer"
