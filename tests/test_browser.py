@@ -28,6 +28,8 @@ def _canvas_digest(frame) -> str:
 
 
 def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
+    sent = []  # every message the browser sends to the streamlit server
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
     page.goto(app_server + "/Add_noise")
     page.get_by_text("Upload your own").click()
     page.locator("input[type=file]").set_input_files(str(_png(tmp_path)))
@@ -45,6 +47,8 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
             break
         page.wait_for_timeout(250)
     assert size == [96, 64]
+    page.wait_for_timeout(1000)
+    n_before = len(sent)
     frame.locator("#t").fill("0")
     clean = _canvas_digest(frame)
     frame.locator("#t").fill("600")
@@ -54,6 +58,12 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
     assert "step 600 of 1000" in frame.locator("#tlabel").inner_text()
     mix = frame.locator("#mix").inner_text()
     assert "× image" in mix and "× noise" in mix
+    for k in ("10", "300", "999", "1000"):
+        frame.locator("#t").fill(k)
+        assert frame.locator("body").get_attribute("data-k") == k
+    page.wait_for_timeout(500)
+    # scrubbing is computed in the browser: not one message went to the server
+    assert len(sent) == n_before, sent[n_before:]
     # the page itself did not rerun (no round trip): the uploader still shows the file
     page.screenshot(path=str(artifacts_dir / "add_noise.png"), full_page=False)
     # presenter-mode screenshot for the README
