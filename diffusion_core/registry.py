@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from . import counters
 from .nets import build_network
 from .precond import EDMDenoiser
 
@@ -131,7 +132,9 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
     if info.source == "diffusers":
         from .interop import load_diffusers_denoiser
 
-        return load_diffusers_denoiser(info.path, device)
+        den = load_diffusers_denoiser(info.path, device)
+        _count_load(info, device)
+        return den
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -160,7 +163,14 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
     den = EDMDenoiser(net).to(device).eval()
     den.requires_grad_(False)
     den.info = info  # type: ignore[attr-defined]
+    _count_load(info, device)
     return den
+
+
+def _count_load(info: ModelInfo, device) -> None:
+    """Count reads of weights from disk (see :mod:`diffusion_core.counters`)."""
+    counters.bump("model_loads")
+    counters.bump(f"model_loads:{info.name}@{device}")
 
 
 _CACHE: dict[tuple, EDMDenoiser] = {}

@@ -3,7 +3,12 @@
 The worker never touches the UI: it fills a :class:`RestoreJob` (progress, the latest state,
 then the result or an error message) that a page polls. A process-wide limit on concurrent
 runs keeps one busy visitor from starving the others; a queued job waits (and can be
-stopped while it waits). No streamlit here.
+stopped while it waits).
+
+A visitor may close the tab mid-run. The page hands the job an ``alive`` check (is the
+browser session still connected?); once it has answered False for ``grace_s`` seconds in a
+row, the worker stops as if Stop had been pressed and frees its slot. The grace period lets
+a session that reconnects after a network blip keep its run. No streamlit here.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from . import counters
 from .restore import RestoreResult, peak_rss_mb, restore
 from .samplers import spaced_timesteps
 
@@ -32,6 +39,15 @@ def max_concurrent_runs() -> int:
         return max(1, int(os.environ.get("DIFFUSION_LAB_MAX_RUNS", "2")))
     except ValueError:
         return 2
+
+
+def orphan_grace_s() -> float:
+    """Seconds a run goes on after its browser session disconnected (default 20)."""
+    try:
+        v = float(os.environ.get("DIFFUSION_LAB_ORPHAN_GRACE_S", "20"))
+    except ValueError:
+        return 20.0
+    return v if v >= 0 else 20.0
 
 
 _SLOTS = threading.BoundedSemaphore(max_concurrent_runs())
@@ -67,12 +83,14 @@ class RestoreJob:
 
     ``image`` (C,H,W in [-1,1]) is restored from UI ``step``; ``image=None`` with ``shape``
     generates from pure noise (``step`` should be T). ``settings`` is kept for the page and
-    the exported JSON."""
+    the exported JSON. ``alive`` (optional, called from the worker thread) says whether the
+    page that started the run is still there; see the module docstring."""
 
     def __init__(self, denoiser, image: torch.Tensor | None, schedule, step: int, steps: int,
                  sampler: str = "ddim", seed: int = 0, eta: float = 0.0,
                  device: str | torch.device = "cpu", shape: tuple | None = None,
-                 settings: dict | None = None, frame_every: int | None = None):
+                 settings: dict | None = None, frame_every: int | None = None,
+                 alive: Callable[[], bool] | None = None, grace_s: float | None = None):
         self.id = next(_ids)
         self.denoiser = denoiser
         self.image = image
@@ -97,6 +115,10 @@ class RestoreJob:
         self.started: float | None = None
         self.finished: float | None = None
         self.announced = False  # set by the page once it has shown the finished run
+        self.alive = alive
+        self.grace_s = orphan_grace_s() if grace_s is None else float(grace_s)
+        self.abandoned = False  # stopped because the session went away
+        self._gone_since: float | None = None
         self.cache: dict[str, Any] = {}  # exports, made once on demand
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -131,6 +153,27 @@ class RestoreJob:
                     "elapsed": now - (self.started or now), "error": self.error}
 
     # ------------------------------------------------------------------ worker
+    def _orphaned(self) -> bool:
+        """True once ``alive()`` has said False for ``grace_s`` seconds in a row."""
+        if self.alive is None:
+            return False
+        try:
+            here = self.alive() is not False
+        except Exception:  # noqa: BLE001 - a broken check must not end a run
+            here = True
+        now = time.monotonic()
+        if here:
+            self._gone_since = None
+            return False
+        if self._gone_since is None:
+            self._gone_since = now
+        if now - self._gone_since >= self.grace_s:
+            self.abandoned = True
+        return self.abandoned
+
+    def _should_stop(self) -> bool:
+        return self._stop.is_set() or self._orphaned()
+
     def _on_step(self, info: dict) -> None:
         with self._lock:
             self.i = info["i"] + 1
@@ -139,12 +182,23 @@ class RestoreJob:
                            "x_t": info["x_t"], "x0_hat": info["x0_hat"].clamp(-1, 1)}
 
     def _run(self) -> None:
+        counters.bump("restore_threads")
+        counters.bump("restore_started")
+        try:
+            self._work()
+        finally:
+            counters.bump(f"restore_{self.state}")
+            if self.abandoned:
+                counters.bump("restore_abandoned")
+            counters.bump("restore_threads", -1)
+
+    def _work(self) -> None:
         with self._lock:
             self.state = "waiting"
         acquired = False
         try:
             while not acquired:
-                if self._stop.is_set():
+                if self._should_stop():
                     with self._lock:
                         self.state, self.finished = "stopped", time.time()
                         self.started = self.started or self.finished
@@ -158,7 +212,7 @@ class RestoreJob:
                               device=self.device, callback=self._on_step,
                               frame_every=self.frame_every,
                               shape=None if self.image is not None else self.shape,
-                              should_stop=self._stop.is_set)
+                              should_stop=self._should_stop)
             rss = peak_rss_mb()
             with self._lock:
                 self.result = res

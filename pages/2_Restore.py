@@ -25,6 +25,7 @@ from diffusion_core.samplers import SAMPLER_LABELS
 from diffusion_core.schedules import SCHEDULES, clamp_T, make_schedule
 from diffusion_core.viz import noise_display, to_display
 from ui.nav import sidebar_nav
+from ui.session import session_alive_check
 from ui.state import (
     K_SCHEDULE,
     K_SEED,
@@ -239,7 +240,8 @@ def start_run():
                 "sigma": sigma_at_step(schedule, step), "size": list(shape[1:]),
                 "image": label if mode == MODE_RESTORE else None, "device": device_label(device)}
     ss[K_JOB] = RestoreJob(den, image, schedule, step, steps, sampler=sampler, seed=seed,
-                           eta=eta, device=device, shape=shape, settings=settings).start()
+                           eta=eta, device=device, shape=shape, settings=settings,
+                           alive=session_alive_check()).start()
     ss.pop("restore_start_error", None)
 
 
@@ -331,8 +333,9 @@ st.caption(
     + f" · seed {cfg['seed']} · {cfg['size'][1]}×{cfg['size'][0]} px"
 )
 if job.state == "stopped":
-    st.warning(f"Stopped after {res.steps_run} of {job.n} steps: below is what was computed "
-               "so far (the model's latest guess).")
+    st.warning(f"Stopped after {res.steps_run} of {job.n} steps"
+               + (" (the page was disconnected)" if job.abandoned else "")
+               + ": below is what was computed so far (the model's latest guess).")
 
 cards: list[tuple] = []  # (label, value, delta, help)
 if known:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import torch
 
@@ -86,3 +87,93 @@ def test_frame_budget_and_planned_steps():
     assert frame_every_for(1000, (3, 256, 256)) == 10  # at most 100 frames
     assert frame_every_for(100, (3, 1024, 1024)) > 1  # big pictures keep fewer frames
     assert planned_steps(10, 25) == 10 and planned_steps(1000, 25) == 25
+
+
+# ---------------------------------------------------------------- a session that goes away
+
+
+class Ticking:
+    """A stand-in denoiser that takes ``dt`` seconds per call (a run long enough to act in)."""
+
+    def __init__(self, dt: float = 0.01):
+        self.dt = dt
+
+    def __call__(self, x, sigma):
+        time.sleep(self.dt)
+        return torch.zeros_like(x)
+
+
+def _wait_for(cond, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def test_run_stops_when_its_session_is_gone_for_the_grace_period():
+    from diffusion_core import counters
+
+    here = threading.Event()
+    here.set()
+    before = counters.snapshot()
+    job = RestoreJob(Ticking(), None, SCH, step=1000, steps=500, shape=(1, 8, 8),
+                     alive=here.is_set, grace_s=0.3).start()
+    assert _wait_for(lambda: job.i >= 2)
+    gone_at = time.monotonic()
+    here.clear()  # the browser tab was closed
+    assert job.wait(30) and job.state == "stopped" and job.abandoned
+    waited = time.monotonic() - gone_at
+    assert 0.3 <= waited < 10, waited
+    assert not job._thread.is_alive()
+    assert job.result is not None and job.result.stopped and job.result.steps_run < 500
+    after = counters.snapshot()
+    assert after.get("restore_abandoned", 0) == before.get("restore_abandoned", 0) + 1
+    assert after.get("restore_threads", 0) <= before.get("restore_threads", 0)
+
+
+def test_a_short_disconnect_within_the_grace_period_keeps_the_run():
+    here = threading.Event()
+    here.set()
+    job = RestoreJob(Ticking(), None, SCH, step=1000, steps=150, shape=(1, 8, 8),
+                     alive=here.is_set, grace_s=3.0).start()
+    assert _wait_for(lambda: job.i >= 2)
+    here.clear()  # a network blip ...
+    time.sleep(0.1)
+    here.set()  # ... and the session reconnects
+    assert job.wait(60) and job.state == "done" and not job.abandoned
+    assert job.result.steps_run == 150
+
+
+def test_a_queued_run_whose_session_is_gone_leaves_the_queue():
+    taken = 0
+    while jobs._SLOTS.acquire(blocking=False):
+        taken += 1
+    try:
+        job = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8),
+                         alive=lambda: False, grace_s=0.2).start()
+        assert job.wait(10) and job.state == "stopped" and job.abandoned
+        assert job.result is None
+    finally:
+        for _ in range(taken):
+            jobs._SLOTS.release()
+
+
+def test_a_broken_or_missing_alive_check_never_stops_a_run():
+    def broken():
+        raise RuntimeError("no runtime")
+
+    for alive in (broken, None, lambda: None):
+        job = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8),
+                         alive=alive, grace_s=0.0).start()
+        assert job.wait(30) and job.state == "done" and not job.abandoned
+
+
+def test_grace_period_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LAB_ORPHAN_GRACE_S", "2.5")
+    assert jobs.orphan_grace_s() == 2.5
+    monkeypatch.setenv("DIFFUSION_LAB_ORPHAN_GRACE_S", "soon")
+    assert jobs.orphan_grace_s() == 20.0
+    monkeypatch.setenv("DIFFUSION_LAB_ORPHAN_GRACE_S", "-1")
+    assert jobs.orphan_grace_s() == 20.0

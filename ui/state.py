@@ -14,6 +14,7 @@ from diffusion_core.images import (
     load_image,
     load_sample,
 )
+from diffusion_core.schedules import T_DEFAULT, T_MAX, T_MIN
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 SIZES = [128, 192, 256, 384, 512, 768, 1024]
@@ -80,6 +81,11 @@ def init_state(scope: str | None = None) -> None:
     ss.setdefault(K_SCHEDULE, "linear")
     ss.setdefault(K_T, 1000)
     ss.setdefault(K_STEP, 250)
+    # Server-side clamps of the shared numbers: a value that fit one page (a step of 250,
+    # then T lowered to 100) must not break another page's widget bounds.
+    ss[K_T] = clamp_int(ss[K_T], T_MIN, T_MAX, T_DEFAULT)
+    ss[K_SEED] = clamp_int(ss[K_SEED], 0, 2**31 - 1, 0)
+    ss[K_STEP] = clamp_int(ss[K_STEP], 0, ss[K_T], min(250, ss[K_T]))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
