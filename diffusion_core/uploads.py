@@ -52,6 +52,7 @@ class UploadLimits:
     max_file_bytes: int = 25 * MiB  # one file, uncompressed
     max_images: int = 2000  # pictures kept in one target folder
     max_side: int = 512  # pictures are scaled down to this longest side
+    min_side: int = 16  # smaller pictures teach nothing
 
 
 DEFAULT_LIMITS = UploadLimits()
@@ -126,6 +127,11 @@ class _Writer:
             im = load_image(data, max_side=self.limits.max_side, mode="auto")
         except ImageLoadError as e:
             self.summary.skipped.append((label, str(e)))
+            return
+        w, h = im.size
+        if min(w, h) < self.limits.min_side:
+            self.summary.skipped.append((label, f"too small ({w}×{h}; at least "
+                                                f"{self.limits.min_side} pixels a side)"))
             return
         buf = io.BytesIO()
         to_pil(im.tensor).save(buf, format="PNG")

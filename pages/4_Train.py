@@ -47,6 +47,10 @@ def fmt_duration(s) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def device_text(s) -> str:
+    return str(s).replace(", 1 threads", ", 1 thread") if s else "…"
+
+
 def big(im: Image.Image, width: int = 420) -> Image.Image:
     """Scale a small preview up with sharp pixels."""
     k = max(1, width // max(im.width, 1))
@@ -258,15 +262,31 @@ c1.button("▶ Start", type="primary", on_click=on_start, disabled=not can_start
           key="train_start", width="stretch")
 c2.button("■ Stop", on_click=on_stop, disabled=not running, key="train_stop",
           width="stretch")
+
+
+def resume_help(r) -> str:
+    if not r.finished:
+        return f"Continue “{r.name}” from step {r.step:,} of {r.total:,}."
+    return (f"“{r.name}” finished its {r.total:,} steps: train it for the number of training "
+            "steps set above, on top.")
+
+
 if name in runs and not running:
     r = runs[name]
-    label = "▶ Resume" if not r.finished else "▶ Train longer"
-    c3.button(label, on_click=on_resume, args=(name,), key="train_resume", width="stretch",
-              help=(f"Continue “{name}” from step {r.step:,} of {r.total:,}." if not r.finished
-                    else f"“{name}” finished {r.total:,} steps: add the number of training "
-                         "steps set above."))
+    c3.button("▶ Resume" if not r.finished else "▶ Train longer", on_click=on_resume,
+              args=(name,), key="train_resume", width="stretch", help=resume_help(r))
 if ss.get("train_message"):
     st.error(ss["train_message"])
+others = [r for r in runs.values() if r.name != name]
+if others and not running:
+    with st.expander(f"Earlier runs on this server ({len(runs)})"):
+        st.caption("Every run keeps a checkpoint: stopped ones continue where they left off.")
+        for r in others[:20]:
+            e1, e2 = st.columns([4, 1])
+            e1.markdown(f"**{r.name}** · step {r.step:,} of {r.total:,}"
+                        + (" · finished" if r.finished else " · stopped"))
+            e2.button("▶ Resume" if not r.finished else "▶ Train longer", on_click=on_resume,
+                      args=(r.name,), key=f"train_resume_{r.name}", help=resume_help(r))
 
 job = tj.current_job()
 running = job is not None and not job.done
@@ -296,6 +316,8 @@ def live_view():
         st.rerun()  # redraw the whole page once: the buttons, and no more polling
     st.divider()
     st.header(f"Training “{snap['name']}”")
+    st.caption("What is happening: the model is learning to remove noise from these pictures, "
+               "at every noise level, one batch at a time.")
     total, step = max(snap["total"], 1), snap["step"]
     state = snap["state"]
     if state == "starting":
@@ -316,7 +338,7 @@ def live_view():
     m2.metric("Loss now", f"{snap['curve_loss'][-1]:.3f}" if snap["curve_loss"] else "–")
     m3.metric("Speed", f"{snap['steps_per_s']:.1f} steps/s")
     m4.metric("Time left", fmt_duration(snap["eta_s"]) if state == "running" else "–")
-    st.caption(f"Running on: {snap['device'] or '…'}")
+    st.caption(f"Running on: {device_text(snap['device'])}")
     l1, l2 = st.columns([3, 2])
     with l1:
         if snap["curve_steps"]:
@@ -335,9 +357,13 @@ def live_view():
             else:
                 cap = (f"At step {snap['preview_step']:,}: noisy crops (top) and the model's "
                        "clean-up of them (bottom)")
+            if snap["preview_step"] <= snap["start_step"] + 1:
+                cap += ". It has not learnt anything yet: this is what it makes untrained."
+            else:
+                cap += f". New ones every {snap['preview_every']:,} steps."
             st.image(big(snap["preview"], 420), caption=cap, width="stretch")
         else:
-            st.info(f"The first samples appear after {snap['preview_every']:,} steps.")
+            st.info("Samples appear as soon as training starts.")
         st.caption("Samples come from a running average of the model's weights (its 'EMA'), "
                    "which is steadier than the latest weights.")
     if state in ("starting", "running", "saving"):
@@ -361,17 +387,17 @@ if snap["card"] is None:
     st.stop()
 card = snap["card"]
 if snap["state"] == "stopped":
-    st.success(f"Stopped at step {snap['step']:,} of {snap['total']:,}. Your model "
+    st.success(f"Stopped at step {snap['step']:,} of {snap['total']:,}. The model "
                f"**{snap['name']}** is saved as it is now; pick it on the Restore page, or "
                "press Resume to continue.")
 else:
-    st.success(f"Your model **{snap['name']}** is saved; pick it on the Restore page.")
-    st.balloons()
+    who = "Your model" if mine or ss.get("train_my_job") == job.id else "The model"
+    st.success(f"{who} **{snap['name']}** is saved; pick it on the Restore page.")
 loss = card.get("final_loss")
 st.markdown(
     f"- **Trained on:** {card.get('data') or '–'}\n"
     f"- **Steps:** {card.get('steps', 0):,} of {card.get('batch', 0)} pictures each\n"
-    f"- **Training time:** {fmt_duration(card.get('wall_time_s'))} on {card.get('hardware')}\n"
+    f"- **Training time:** {fmt_duration(card.get('wall_time_s'))} on {device_text(card.get('hardware'))}\n"
     f"- **Final loss:** {f'{loss:.4f}' if loss is not None else '–'}"
 )
 st.caption(f"{card.get('parameters', 0):,} parameters · folder {snap['model_dir']}")

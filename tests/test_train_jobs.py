@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from diffusion_core import registry
 from diffusion_core import train_jobs as tj
+from diffusion_core.uploads import ingest
 
 TINY = {"size": "tiny", "batch": 8, "steps": 10, "preview_every": 5}
 
@@ -110,3 +114,25 @@ def test_names_and_clamped_settings(models_dir):
     assert s["preview_every"] == tj.LIMITS["preview_every"][0]
     cfg = tj.build_config("x", "digits", {"size": "tiny", "steps": 10})
     assert cfg.net["in_channels"] == 1 and cfg.net["base"] == 8 and cfg.steps == 10
+
+
+def test_own_pictures_job_copies_the_data_and_saves_a_photo_model(models_dir):
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(3):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(buf, "PNG")
+        files.append((f"p{i}.png", buf.getvalue()))
+    upload = tj.uploads_dir() / "session1"
+    assert ingest(files, upload).accepted == 3
+    pics, n = tj.dataset_preview("own", upload, n=8, side=32)
+    assert n == 3 and pics.shape == (3, 3, 32, 32)
+    res = tj.start_training("mine", "own", dict(TINY, steps=4, patch=32, preview_every=2),
+                            data_folder=upload)
+    assert res.ok, res.message
+    assert res.job.wait(240) and res.job.state == "done", res.job.error
+    assert len(list((models_dir / ".runs" / "mine" / "data").glob("*.png"))) == 3
+    info = next(m for m in registry.list_models() if m.name == "mine")
+    assert info.kind == "photo" and info.channels == 3
+    assert info.card["data"] == "3 of your own pictures"
+    assert res.job.snapshot()["preview"] is not None  # noisy crops above their clean-up

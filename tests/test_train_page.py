@@ -3,9 +3,14 @@ page can pick."""
 
 from __future__ import annotations
 
+import io
+import threading
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from diffusion_core import registry
@@ -74,3 +79,71 @@ def test_train_page_runs_a_tiny_digits_training(monkeypatch, tmp_path):
     at2.run()
     _ok(at2)
     assert at2.button(key="train_resume").label == "▶ Train longer"
+
+
+def _png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_own_pictures_upload_errors_and_grid(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(tmp_path / "models"))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["train_dataset"] = "own"
+    at.run()
+    _ok(at)
+    assert any("No pictures yet" in i.value for i in at.info)
+    assert at.button(key="train_start").disabled  # nothing to train on yet
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("../../escape.png", _png(1))
+        zf.writestr("notes.txt", b"hello")
+    at.file_uploader[0].set_value([
+        ("a.png", _png(2), "image/png"),
+        ("pics.zip", zipped.getvalue(), "application/zip"),
+        ("broken.zip", b"PK not really", "application/zip"),
+        ("fake.jpg", b"not a picture at all", "image/jpeg"),
+    ]).run()
+    _ok(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "broken.zip" in errors and "not a readable zip" in errors
+    assert any("2 pictures added, 2 files skipped" in s.value for s in at.success)
+    assert "2 pictures:" in _texts(at)
+    assert not at.button(key="train_start").disabled
+    written = [p for p in (tmp_path).rglob("*") if p.is_file()]
+    assert len(written) == 2 and all(p.name.startswith("img_") for p in written)
+    # the photos + synthetic set draws its grid too
+    at.radio(key="train_dataset").set_value("photos").run()
+    _ok(at)
+    assert "dead leaves" in _texts(at)
+
+
+def test_another_running_job_is_shown_and_blocks_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(tmp_path / "models"))
+    reached, release = threading.Event(), threading.Event()
+    orig = tj.TrainingJob._on_step
+
+    def gated(self, info):
+        orig(self, info)
+        if info.step == 2:
+            reached.set()
+            release.wait(60)
+
+    monkeypatch.setattr(tj.TrainingJob, "_on_step", gated)
+    res = tj.start_training("someone-else", "digits", {"size": "tiny", "steps": 5, "batch": 4})
+    assert res.ok, res.message
+    try:
+        assert reached.wait(240)
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.run()
+        _ok(at)
+        assert any("Another training job is running" in w.value and "someone-else" in w.value
+                   for w in at.warning)
+        assert at.button(key="train_start").disabled
+        assert not at.button(key="train_stop").disabled
+        assert any(h.value == "Training “someone-else”" for h in at.header)  # re-attached
+    finally:
+        release.set()
+        assert res.job.wait(120) and res.job.state == "done", res.job.error

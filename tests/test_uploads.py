@@ -114,6 +114,7 @@ def test_loose_files_and_a_zip_together(sandbox):
     files = [
         ("one.png", png_bytes(20)),
         ("gray.png", png_bytes(21, mode="L")),
+        ("speck.png", png_bytes(22, size=4)),
         ("../../two.webp", b"RIFF....WEBPVP8 broken"),
         ("readme.md", b"# hi"),
         ("pics.zip", zipped),
@@ -123,7 +124,7 @@ def test_loose_files_and_a_zip_together(sandbox):
     assert s.accepted == 4
     assert len(s.errors) == 1 and "bad.zip" in s.errors[0]
     names = dict(s.skipped)
-    assert "two.webp" in names and "readme.md" in names
+    assert "two.webp" in names and "readme.md" in names and "too small" in names["speck.png"]
     written = all_files(root)
     assert written == set(list_images(target)) and len(written) == 4
     assert all(p.parent == target for p in written)
