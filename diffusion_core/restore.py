@@ -43,6 +43,7 @@ class RestoreResult:
     device: str = "cpu"
     peak_memory_mb: float | None = None
     stopped: bool = False
+    note: str = ""  # e.g. why the run moved from the GPU to the CPU
     noise: torch.Tensor | None = None
     timesteps: list[int] = field(default_factory=list)
 
@@ -174,9 +175,33 @@ def restore(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = SAMPLERS[sampler](denoiser, y, sigmas.to(device), generator=gen, callback=cb,
-                                **({"eta": eta} if sampler == "ddim" else {}))
+    kw = {"eta": eta} if sampler == "ddim" else {}
+    try:
+        # half precision on CUDA (fp16 autocast); full precision elsewhere
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16,
+                                                    enabled=device.type == "cuda"):
+            out = SAMPLERS[sampler](denoiser, y, sigmas.to(device), generator=gen, callback=cb,
+                                    **kw)
+    except torch.OutOfMemoryError:
+        # Fall back to the CPU with a private copy of the model (the shared one stays put),
+        # restarting the run from the same noisy start; say so instead of crashing.
+        import copy
+
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        frames.clear()
+        metrics.clear()
+        n_done[0] = 0
+        cpu = torch.device("cpu")
+        den_cpu = copy.deepcopy(denoiser).to(cpu).float()
+        gen = torch.Generator(device="cpu").manual_seed(int(seed) + 1)
+        with torch.inference_mode():
+            out = SAMPLERS[sampler](den_cpu, y.to(cpu).float(), sigmas, generator=gen,
+                                    callback=cb, **kw)
+        result.note = (f"The {device.type.upper()} ran out of memory, so this run was "
+                       "finished on the CPU (slower). A smaller working size avoids this.")
+        device = cpu
+        result.device = "cpu"
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         result.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20

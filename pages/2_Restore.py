@@ -336,6 +336,8 @@ if job.state == "stopped":
     st.warning(f"Stopped after {res.steps_run} of {job.n} steps"
                + (" (the page was disconnected)" if job.abandoned else "")
                + ": below is what was computed so far (the model's latest guess).")
+if getattr(res, "note", ""):
+    st.info(res.note)
 
 cards: list[tuple] = []  # (label, value, delta, help)
 if known:
