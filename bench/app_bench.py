@@ -39,11 +39,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+PARTS = ["server", "browser", "model", "big"]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
+
+
+def now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
 
 
 def load() -> list[float]:
@@ -158,22 +163,27 @@ def reset_peak():
         return True
     except OSError:
         return False
+# ru_maxrss is the process's peak so far; after a reset of the high-water mark it only
+# counts from the reset, so the whole-process peak is the largest of the readings below
+peaks = [rss()]
 load_peak, base = status("VmHWM"), status("VmRSS")
 reset = reset_peak()
 t0 = time.perf_counter()
 res = restore(d, x, sched, step, steps, sampler="ddim", seed=0, keep_frames=False,
               compute_metrics=False)
 seconds = time.perf_counter() - t0
+peaks.append(rss())
 sampling_adds = status("VmHWM") - base if reset else None
 base2 = status("VmRSS")
 reset_peak()
 from diffusion_core.restore import psnr, ssim
 noisy = res.start * (1 + float(sched.sigmas[step - 1]) ** 2) ** 0.5
 scores = {"psnr": psnr(res.final, x), "ssim": ssim(res.final, x), "noisy_psnr": psnr(noisy, x)}
+peaks.append(rss())
 metrics_adds = status("VmHWM") - base2 if reset else None
 print(json.dumps({"size": size, "steps": res.steps_run, "tiled": tiled,
                   "wrapper": type(d).__name__, "load_peak_mb": load_peak, "baseline_mb": base,
-                  "peak_mb": rss(), "sampling_adds_mb": sampling_adds,
+                  "peak_mb": max(peaks), "sampling_adds_mb": sampling_adds,
                   "metrics_adds_mb": metrics_adds, "seconds": seconds, **scores}))
 """
 
@@ -382,29 +392,74 @@ def main(argv=None) -> int:
     ap.add_argument("--no-untiled", action="store_true",
                     help="skip the untiled comparison call at the big size")
     ap.add_argument("--out", default=str(RESULTS / "app"))
+    ap.add_argument("--only", nargs="+", choices=PARTS,
+                    help="run only these parts; the others' earlier results are kept")
     a = ap.parse_args(argv)
     if a.quick:
         a.moves, a.reruns, a.big_steps, a.no_untiled = 15, 5, 1, True
-    d: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
-               "cpu_count": os.cpu_count(), "python": platform.python_version(),
-               "quick": a.quick, "errors": []}
+    parts = a.only or PARTS
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    d: dict = {}
+    if a.only and out.with_suffix(".json").exists():
+        try:
+            d = json.loads(out.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            d = {}
+    d.update({"date": dt.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
+              "cpu_count": os.cpu_count(), "python": platform.python_version(),
+              "quick": a.quick, "errors": []})
 
-    def save():
-        out.with_suffix(".json").write_text(json.dumps(d, indent=1))
-        out.with_suffix(".md").write_text(markdown(d) + "\n")
+    if "server" in parts or "browser" in parts:
+        server_parts(d, parts, a)
+        save(out, d)
+    if "model" in parts:
+        la = load()
+        d["model_load"] = child(_LOAD_CHILD)
+        d["model_load"]["load"] = la
+        d["model_load"]["date"] = now()
+        print(json.dumps(d["model_load"]), flush=True)
+        save(out, d)
+    if "big" in parts:
+        d["big"] = []
+        configs = [(a.big_size, a.big_steps, True)] + ([] if a.no_untiled
+                                                         else [(a.big_size, 1, False)])
+        for size, steps, tiled in configs:
+            la = load()
+            r = child(_BIG_CHILD, str(size), str(steps), "1" if tiled else "0")
+            r.setdefault("size", size)
+            r.setdefault("tiled", tiled)
+            r.setdefault("steps", steps)
+            r["load"], r["date"] = la, now()
+            d["big"].append(r)
+            print(json.dumps(r), flush=True)
+            save(out, d)
+    print()
+    print(markdown(d))
+    return 0
 
+
+def save(out: Path, d: dict) -> None:
+    out.with_suffix(".json").write_text(json.dumps(d, indent=1))
+    out.with_suffix(".md").write_text(markdown(d) + "\n")
+
+
+def server_parts(d: dict, parts, a) -> None:
     la = load()
     srv = Server()
-    d["cold_start"] = {"healthy_s": srv.healthy_s, "load": la}
-    print(json.dumps(d["cold_start"]), flush=True)
+    if "server" in parts:
+        d["cold_start"] = {"healthy_s": srv.healthy_s, "load": la, "date": now()}
+        print(json.dumps(d["cold_start"]), flush=True)
+    if "browser" not in parts:
+        srv.close()
+        return
     try:
         if Path(CHROMIUM).exists():
             la = load()
             try:
                 d["browser"] = browser_bench(srv.url, a.moves, a.reruns)
                 d["browser"]["load"] = la
+                d["browser"]["date"] = now()
                 d["browser"]["load_after"] = load()
                 print(json.dumps(d["browser"]), flush=True)
             except Exception as e:  # noqa: BLE001 - report and go on with the rest
@@ -414,27 +469,6 @@ def main(argv=None) -> int:
             d["errors"].append(f"browser: {CHROMIUM} not found")
     finally:
         srv.close()
-    save()
-    la = load()
-    d["model_load"] = child(_LOAD_CHILD)
-    d["model_load"]["load"] = la
-    print(json.dumps(d["model_load"]), flush=True)
-    save()
-    d["big"] = []
-    configs = [(a.big_size, a.big_steps, True)] + ([] if a.no_untiled else [(a.big_size, 1, False)])
-    for size, steps, tiled in configs:
-        la = load()
-        r = child(_BIG_CHILD, str(size), str(steps), "1" if tiled else "0")
-        r.setdefault("size", size)
-        r.setdefault("tiled", tiled)
-        r.setdefault("steps", steps)
-        r["load"] = la
-        d["big"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
-    print()
-    print(markdown(d))
-    return 0
 
 
 if __name__ == "__main__":
