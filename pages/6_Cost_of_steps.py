@@ -109,7 +109,7 @@ for key, options, default in (("cost_size", SIZES, 128), ("cost_noise", NOISES, 
 ss["cost_samplers"] = [s for s in (ss.get("cost_samplers") or []) if s in SAMPLER_LABELS]
 ss["cost_steps"] = [k for k in (ss.get("cost_steps") or []) if k in STEP_CHOICES]
 
-c1, c2, c3, c4 = st.columns([1.1, 1.3, 1.8, 1.8])
+c1, c2 = st.columns(2)
 c1.select_slider("Picture size (pixels)", SIZES, key="cost_size", persist_state=KEEP,
                  help="The longest side of the copy that is measured. Each step costs about "
                       "four times as much when the side doubles.")
@@ -117,6 +117,7 @@ c2.select_slider("How noisy the start is", NOISES, key="cost_noise", persist_sta
                  format_func=lambda v: f"σ {v}/255",
                  help="The noise on the 0–255 scale of the pixels: 25 is a grainy photo, "
                       "100 leaves only the rough shapes.")
+c3, c4 = st.columns(2)
 c3.multiselect("Samplers", list(SAMPLER_LABELS), key="cost_samplers", persist_state=KEEP,
                format_func=lambda s: SHORT_NAMES.get(s, s),
                help="\n\n".join(f"**{SHORT_NAMES[s]}**: {SAMPLER_LABELS[s]}"
@@ -320,8 +321,10 @@ st.markdown(
     "strides. Ten or twenty steps land close to where a thousand would.\n"
     "- **Higher-order solvers** (Heun, DPM-Solver++) also look at how the road has been "
     "bending, like a driver who steers into a curve instead of reacting to it, so each "
-    "stride lands closer to the road. DPM-Solver++ reuses the previous step's guess, so it "
-    "gets this for free: still one network call per step.\n"
+    "stride can land closer to the road. Heun pays with a second network call per step; "
+    "DPM-Solver++ reuses the previous step's guess and stays at one call per step. How well "
+    "the trick works depends on where the steps fall: this app spaces them evenly in time, "
+    "which suits DDIM; compare the curves to see which one settles first here.\n"
     "- **Why does one step already score so well against the original?** The first guess is "
     "the *average* of every picture that could hide under the noise: a little blurry, but "
     "close on average, which is what PSNR rewards. More steps commit to one sharper "

@@ -141,7 +141,7 @@ def test_summary_sentence_format():
     ]
     text = plain_words_summary(rows)
     assert text.startswith("DPM-Solver++ reaches within 0.3 dB of its best (30.0 dB) with 10 steps")
-    assert "250-step DDIM" in text and "DPM-Solver++ with 10" in text
+    assert "250-step DDIM" in text and "DPM-Solver++ with 10 steps." in text
 
 
 def test_study_job_runs_in_the_background(image):
