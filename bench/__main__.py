@@ -3,7 +3,9 @@ bench/results/*.md and *.json.
 
     python -m bench                 # everything (long: BM3D alone is ~100 s per megapixel)
     python -m bench --only denoise  # one part
-    python -m bench --quick         # fewer images, for a smoke run
+    python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
+
+Parts: denoise, digits, speed, app, load, preset, kill, toy2d, repair (see README.md).
 """
 
 from __future__ import annotations
@@ -64,13 +66,13 @@ def digits(quick: bool) -> int:
     return rc
 
 
-def script(name: str):
+def script(name: str, quick_args: tuple[str, ...] = (), args: tuple[str, ...] = ()):
     def f(quick: bool) -> int:
         p = ROOT / "bench" / name
         if not p.exists():
             print(f"skipped: {p} not present")
             return 0
-        return run([sys.executable, str(p)])
+        return run([sys.executable, str(p), *(quick_args if quick else args)])
 
     return f
 
@@ -78,10 +80,16 @@ def script(name: str):
 PARTS = {
     "denoise": denoise,
     "digits": digits,
-    "speed": script("speed.py"),
-    "toy2d": script("toy2d_seeds.py"),
-    "repair": script("repair_bench.py"),
-    "app": script("app_bench.py"),
+    "speed": script("speed.py", ("--quick", "--out", str(RESULTS / "speed_quick"))),
+    "toy2d": script("toy2d_seeds.py", ("--seeds", "2", "--steps", "300",
+                                       "--out", str(RESULTS / "toy2d_quick"))),
+    "repair": script("repair_bench.py", ("--images", "astronaut", "--size", "96", "--steps", "10",
+                                         "--out", str(RESULTS / "repair_quick.md"))),
+    "app": script("app_bench.py", ("--quick", "--out", str(RESULTS / "app_quick"))),
+    "load": script("load_bench.py", ("--config", "4x128x3", "--out", str(RESULTS / "load_quick.md"))),
+    "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),
+    "kill": script("train_kill.py", ("--overrides", '{"steps": 600}',
+                                     "--out", str(RESULTS / "train_kill_quick"))),
 }
 
 

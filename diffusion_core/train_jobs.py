@@ -641,6 +641,23 @@ class RunInfo:
         return self.step >= self.total
 
 
+def recover_export(run_dir: Path) -> bool:
+    """Finish an export that a crash (kill -9, power cut) interrupted between its two
+    renames in :meth:`TrainingJob._export`: the model folder is missing but a complete
+    staged copy (or the previous version) is still in the run folder. True if recovered."""
+    model_dir = user_models_dir() / run_dir.name
+    if model_dir.exists() or not _inside(run_dir, runs_dir()):
+        return False
+    for cand in (run_dir / "staging", run_dir / "previous"):
+        if (cand / "model.safetensors").is_file() and (cand / "card.json").is_file():
+            try:
+                cand.rename(model_dir)
+                return True
+            except OSError:
+                return False
+    return False
+
+
 def list_runs() -> list[RunInfo]:
     """Runs with a checkpoint (so they can be resumed), newest first."""
     out = []
@@ -648,6 +665,8 @@ def list_runs() -> list[RunInfo]:
     if not base.is_dir():
         return out
     for d in base.iterdir():
+        if d.is_dir() and not d.name.startswith("."):
+            recover_export(d)
         ck, cfgp = d / "checkpoint.pt", d / "config.json"
         if not (d.is_dir() and ck.exists() and cfgp.exists()):
             continue

@@ -160,8 +160,10 @@ if dataset == "own":
             st.error(f"{rep['message']} None of those files is a picture that can be used.")
         if rep["skipped"]:
             with st.expander(f"Skipped files ({len(rep['skipped'])})"):
-                for name, reason in rep["skipped"][:200]:
-                    st.markdown(f"- **{name}**: {reason}")
+                # names come from the user's files: shown as plain table cells, never markdown
+                rows = rep["skipped"][:200]
+                st.dataframe({"File": [n for n, _ in rows], "Why it was skipped": [r for _, r in rows]},
+                             hide_index=True, width="stretch")
     if list_images(upload_folder()):
         st.button("Remove all my pictures", on_click=on_clear_uploads, disabled=running)
 

@@ -75,8 +75,13 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
 
 def test_home_links_every_page(app_server, page):
     page.goto(app_server)
-    page.get_by_text("Diffusion Lab").first.wait_for()
-    assert page.get_by_role("link", name="Add noise").count() >= 1
+    # the sidebar links render after the title: wait for them rather than counting at once
+    names = ["Add noise", "Restore", "Repair", "Train", "Why diffusion", "Cost of steps"]
+    for name in names:
+        page.get_by_role("link", name=name).first.wait_for(timeout=60_000)
+    link = page.get_by_role("link", name="Add noise").first
+    link.click()
+    page.wait_for_url("**/Add_noise", timeout=60_000)
 
 
 def test_why_diffusion_trains_and_shows_table(app_server, page, artifacts_dir):
