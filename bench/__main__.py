@@ -5,7 +5,7 @@ bench/results/*.md and *.json.
     python -m bench --only denoise  # one part
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
-Parts: denoise, digits, speed, app, load, preset, kill, toy2d, repair (see README.md).
+Parts: denoise, digits, speed, app, load, preset, kill, inputs, toy2d, repair (README.md).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ PARTS = {
     "app": script("app_bench.py", ("--quick", "--out", str(RESULTS / "app_quick"))),
     "load": script("load_bench.py", ("--config", "4x128x3", "--out", str(RESULTS / "load_quick.md"))),
     "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),
+    "inputs": script("bad_inputs.py"),
     "kill": script("train_kill.py", ("--overrides", '{"steps": 600}',
                                      "--out", str(RESULTS / "train_kill_quick"))),
 }

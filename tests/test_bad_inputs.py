@@ -1,6 +1,7 @@
 """Hostile and unusual inputs: the loader returns a sane tensor or raises ImageLoadError.
 
-The corpus is generated on the fly by tests/data/make_bad.py (nothing binary is committed).
+The corpus is written by tests/data/make_bad.py into tests/data/bad/ (git-ignored: nothing
+binary is committed).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ SHAPES = {
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_bad.make_corpus(tmp_path_factory.mktemp("bad-images"))
+    # written by the script into tests/data/bad/ (git-ignored), as bench/bad_inputs.py does
+    return make_bad.make_corpus(Path(__file__).parent / "data" / "bad")
 
 
 def assert_valid(result: LoadedImage, max_side: int | None = MAX_SIDE) -> None:

@@ -51,7 +51,8 @@ REQUIRED = {"zero_bytes.png", "truncated.png", "truncated.jpg", "text.png", "htm
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, Path]:
-    return make_bad.make_corpus(tmp_path_factory.mktemp("bad_corpus"))
+    # written by the script into tests/data/bad/ (git-ignored), as bench/bad_inputs.py does
+    return make_bad.make_corpus(Path(__file__).parent / "data" / "bad")
 
 
 @pytest.fixture(scope="module")
