@@ -40,7 +40,7 @@ def denoise(quick: bool) -> int:
         out = RESULTS / f"denoise_{name.lower()}.json"
         cmd = [py, "-m", "diffusion_core", "evaluate", "denoise", "--model", "natural",
                "--data", str(data), "--sigma", *sigmas, "--baselines", "bm3d,nlm",
-               "--json", str(out)]
+               "--json", str(out), "--baseline-cache", str(RESULTS / "baseline_cache.json")]
         if quick:
             cmd += ["--max-images", "3"]
             cmd[cmd.index("--json") + 1] = str(RESULTS / f"denoise_{name.lower()}_quick.json")

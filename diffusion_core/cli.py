@@ -155,7 +155,8 @@ def cmd_evaluate(a) -> int:
         return 2
     res = evaluate_denoise(a.data, sigmas=a.sigma, model=a.model or "natural",
                            baselines=[b for b in a.baselines.split(",") if b],
-                           max_images=a.max_images, device=a.device)
+                           max_images=a.max_images, device=a.device,
+                           baseline_cache=a.baseline_cache)
     print(markdown_table(res))
     if a.json:
         write_json(res, a.json)
@@ -234,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sigma", type=float, nargs="+", default=[25])
     v.add_argument("--baselines", default="bm3d")
     v.add_argument("--max-images", type=int, default=None)
+    v.add_argument("--baseline-cache", default=None,
+                   help="JSON file keeping BM3D/NLM scores between runs (same noisy images)")
     v.add_argument("--device", default="cpu")
     v.add_argument("--json", default=None)
     # inpaint/denoise have their own parsers in diffusion_core.repair (listed here for --help)
