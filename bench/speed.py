@@ -86,7 +86,13 @@ def bf16_support() -> dict:
     f = cpu_flags()
     return {"avx512f": "avx512f" in f, "avx512_bf16": "avx512_bf16" in f,
             "amx_bf16": "amx_bf16" in f, "amx_tile": "amx_tile" in f,
-            "avx512_vnni": "avx512_vnni" in f}
+            "avx512_vnni": "avx512_vnni" in f, "app_uses_cpu_bf16": _app_bf16()}
+
+
+def _app_bf16() -> bool:
+    from diffusion_core.precond import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
 
 
 def model_stamp() -> dict:
@@ -220,8 +226,8 @@ def count_flops(den, size: int, device="cpu") -> int:
 
 
 def bench_denoiser(quick: bool) -> dict:
-    den = get_denoiser(MODEL, "cpu", channels_last=False)  # plain NCHW: the "before"
-    den_cl = get_denoiser(MODEL, "cpu")  # what the app uses on a CPU (channels-last)
+    den = get_denoiser(MODEL, "cpu", channels_last=False, cpu_bf16=False)  # plain: the "before"
+    den_cl = get_denoiser(MODEL, "cpu", channels_last=True, cpu_bf16=False)  # the layout alone
     threads0 = torch.get_num_threads()
     thread_list = sorted({1, threads0}, reverse=True)
     sizes = [256, 512, 1024]
@@ -420,7 +426,7 @@ def spacing_check(den, x, sched, step: int, name: str, s255: int) -> list[dict]:
 
 
 def bench_e2e(quick: bool) -> dict:
-    den = get_denoiser(MODEL, "cpu", channels_last=False)
+    den = get_denoiser(MODEL, "cpu", channels_last=False, cpu_bf16=False)
     sched = make_schedule("linear", 1000)
     x = resize_to(load_sample("astronaut", max_side=None, mode="rgb").tensor, 256)
     step = step_for_sigma(sched, 2 * 25 / 255)
@@ -581,7 +587,10 @@ def markdown(data: dict) -> str:
            f"bf16 in hardware: avx512_bf16 **{'yes' if bf.get('avx512_bf16') else 'no'}**, "
            f"AMX **{'yes' if bf.get('amx_bf16') else 'no'}** (avx512f "
            f"{'yes' if bf.get('avx512f') else 'no'}, avx512_vnni "
-           f"{'yes' if bf.get('avx512_vnni') else 'no'}). Model `{MODEL}`. "
+           f"{'yes' if bf.get('avx512_vnni') else 'no'}); so the app's CPU copy of the model "
+           f"runs {'with' if bf.get('app_uses_cpu_bf16') else 'without'} bf16 autocast "
+           "(`get_denoiser`: on only where torch sees AMX or AVX512-BF16) and channels-last. "
+           f"Model `{MODEL}`. "
            "Written by `bench/speed.py`; every section says its load average.", ""]
     S = data.get("sections", {})
     if "scrubber" in S:

@@ -177,19 +177,28 @@ _CACHE: dict[tuple, EDMDenoiser] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_denoiser(name: str, device: str = "cpu", channels_last: bool | None = None) -> EDMDenoiser:
+def get_denoiser(name: str, device: str = "cpu", channels_last: bool | None = None,
+                 cpu_bf16: bool | None = None) -> EDMDenoiser:
     """Process-wide cached model (one shared instance per name, device, file version and
-    memory order). On a CPU it runs channels-last by default (``channels_last=None``): the
-    same outputs up to float rounding and up to 1.4x faster at 1 megapixel
-    (bench/results/speed.md); pass ``False`` for the plain layout."""
+    speed options). On a CPU, by default (``None``): channels-last memory order (the same
+    outputs up to float rounding, up to 1.4x faster at 1 megapixel; bench/results/speed.md)
+    and bf16 autocast only where the CPU does bf16 in hardware (:func:`cpu_has_fast_bf16`).
+    Pass ``False`` for the plain fp32 layout."""
+    from .precond import cpu_has_fast_bf16
+
     info = find_model(name)
     p = info.path / "model.safetensors"
+    on_cpu = torch.device(device).type == "cpu"
     if channels_last is None:
-        channels_last = torch.device(device).type == "cpu"
+        channels_last = on_cpu
+    if cpu_bf16 is None:
+        cpu_bf16 = on_cpu and cpu_has_fast_bf16()
     key = (str(info.path), str(device), p.stat().st_mtime_ns if p.exists() else 0,
-           bool(channels_last))
+           bool(channels_last), bool(cpu_bf16))
     with _CACHE_LOCK:
         if key not in _CACHE:
             den = load_denoiser(info, device)
-            _CACHE[key] = den.use_channels_last() if channels_last else den
+            if channels_last:
+                den.use_channels_last()
+            _CACHE[key] = den.use_cpu_bf16(bool(cpu_bf16))
         return _CACHE[key]

@@ -177,3 +177,37 @@ def test_torchrun_gloo_two_ranks_identical_weights(tmp_path):
         assert torch.equal(w0[k], w1[k]), k
     card = json.loads((tmp_path / "run" / "export" / "card.json").read_text())
     assert card["batch"] == 8 and card["steps"] == 4
+
+
+def test_cpu_speed_options_keep_the_numbers(monkeypatch):
+    """channels-last and bf16 autocast change speed, not results: fp32 channels-last agrees
+    to float rounding; bf16 to about 50 dB; the preconditioning identities still hold."""
+    from diffusion_core import registry
+    from diffusion_core.precond import cpu_has_fast_bf16
+    from diffusion_core.restore import psnr
+
+    torch.manual_seed(0)
+    net = DenoiserUNet(**TINY_NET).eval()
+    with torch.no_grad():  # (the output layer starts at zero: give every weight a value)
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    den = EDMDenoiser(net)
+    y = torch.randn(2, 3, 21, 30) * 0.5
+    with torch.inference_mode():
+        ref = den(y, 0.3)
+        den.use_channels_last()
+        cl = den(y, 0.3)
+        den.use_cpu_bf16()
+        bf = den(y, 0.3)
+        den.use_channels_last(False).use_cpu_bf16(False)
+        back = den(y, 0.3)
+    assert torch.allclose(cl, ref, atol=1e-5) and torch.equal(back, ref)
+    assert bf.dtype == torch.float32 and not torch.equal(bf, ref)
+    assert min(psnr(bf[i], ref[i]) for i in range(2)) > 40
+    # the app's shared copy: bf16 only where the CPU has it (forced here both ways)
+    monkeypatch.setenv("DIFFUSION_LAB_CPU_BF16", "1")
+    assert cpu_has_fast_bf16() and registry.get_denoiser("digits").cpu_bf16
+    monkeypatch.setenv("DIFFUSION_LAB_CPU_BF16", "0")
+    d0 = registry.get_denoiser("digits")
+    assert not cpu_has_fast_bf16() and not d0.cpu_bf16 and d0.channels_last
+    assert not registry.get_denoiser("digits", channels_last=False).channels_last
