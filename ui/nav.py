@@ -1,5 +1,6 @@
 """Sidebar navigation shared by every page (Streamlit's own list is hidden in config.toml so
-that the home page reads "Home" rather than the file name)."""
+that the home page reads "Home" rather than the file name). Icons are Material Symbols,
+which ship with Streamlit's front end: they show on machines without an emoji font."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ import streamlit as st
 ROOT = Path(__file__).resolve().parent.parent
 
 PAGES = [
-    ("app.py", "Home", "🏠", "What diffusion is, in a few sentences."),
-    ("pages/1_Add_noise.py", "Add noise", "🌫️",
+    ("app.py", "Home", ":material/home:", "What diffusion is, in a few sentences."),
+    ("pages/1_Add_noise.py", "Add noise", ":material/grain:",
      "Watch Gaussian noise swallow a photo, step by step (the forward process)."),
-    ("pages/2_Restore.py", "Restore", "✨",
+    ("pages/2_Restore.py", "Restore", ":material/auto_fix_high:",
      "Run a real trained denoiser and watch the picture come back (the reverse process)."),
-    ("pages/3_Repair.py", "Repair", "🩹",
+    ("pages/3_Repair.py", "Repair", ":material/healing:",
      "Fill in damaged regions and clean up noisy photos and scans."),
-    ("pages/4_Train.py", "Train", "🏋️", "Train your own small diffusion model, live."),
-    ("pages/5_Why_diffusion.py", "Why diffusion?", "⚖️",
+    ("pages/4_Train.py", "Train", ":material/model_training:", "Train your own small diffusion model, live."),
+    ("pages/5_Why_diffusion.py", "Why diffusion?", ":material/balance:",
      "A GAN, a VAE and a diffusion model learn the same 2-D data side by side."),
-    ("pages/6_Cost_of_steps.py", "Cost of steps", "⏱️",
+    ("pages/6_Cost_of_steps.py", "Cost of steps", ":material/timer:",
      "How few steps are enough, and what each one costs."),
 ]
 
