@@ -51,6 +51,13 @@ def orphan_grace_s() -> float:
 
 
 _SLOTS = threading.BoundedSemaphore(max_concurrent_runs())
+# One accelerator, one run at a time: GPU (or MPS) runs queue on this lock as well, so two
+# visitors never split the GPU's memory between them (CPU runs share the cores instead).
+_GPU_LOCK = threading.Lock()
+
+
+def _on_accelerator(device) -> bool:
+    return torch.device(device).type != "cpu"
 
 
 def planned_steps(step: int, steps: int) -> int:
@@ -195,7 +202,7 @@ class RestoreJob:
     def _work(self) -> None:
         with self._lock:
             self.state = "waiting"
-        acquired = False
+        acquired = gpu_held = False
         try:
             while not acquired:
                 if self._should_stop():
@@ -204,6 +211,13 @@ class RestoreJob:
                         self.started = self.started or self.finished
                     return
                 acquired = _SLOTS.acquire(timeout=0.2)
+            while _on_accelerator(self.device) and not gpu_held:
+                if self._should_stop():
+                    with self._lock:
+                        self.state, self.finished = "stopped", time.time()
+                        self.started = self.started or self.finished
+                    return
+                gpu_held = _GPU_LOCK.acquire(timeout=0.2)
             with self._lock:
                 self.state, self.started = "running", time.time()
             with torch.inference_mode():
@@ -224,5 +238,7 @@ class RestoreJob:
                 self.error = friendly_error(e)
                 self.state, self.finished = "failed", time.time()
         finally:
+            if gpu_held:
+                _GPU_LOCK.release()
             if acquired:
                 _SLOTS.release()

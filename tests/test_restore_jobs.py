@@ -72,6 +72,40 @@ def test_queued_job_waits_for_a_slot_and_can_be_stopped():
             jobs._SLOTS.release()
 
 
+def test_accelerator_runs_go_one_at_a_time(monkeypatch):
+    """With a GPU, a second visitor's run waits for the first even when a CPU slot is free
+    (simulated: the jobs are told their device is an accelerator; the work runs on the CPU)."""
+    monkeypatch.setattr(jobs, "_on_accelerator", lambda device: True)
+    first_den = Slow(block_after=1)
+    first = RestoreJob(first_den, None, SCH, step=1000, steps=4, shape=(1, 8, 8)).start()
+    for _ in range(200):
+        if first_den.calls >= 2:
+            break
+        threading.Event().wait(0.02)
+    assert first.state == "running"
+    second = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8)).start()
+    threading.Event().wait(0.5)
+    assert second.state == "waiting" and jobs.max_concurrent_runs() >= 2
+    first_den.release.set()
+    assert first.wait(30) and first.state == "done"
+    assert second.wait(30) and second.state == "done"
+    # a stop while waiting for the GPU leaves the queue cleanly and frees nothing it lacks
+    blocker_den = Slow(block_after=0)
+    blocker = RestoreJob(blocker_den, None, SCH, step=1000, steps=2, shape=(1, 8, 8)).start()
+    for _ in range(200):
+        if blocker_den.calls >= 1:
+            break
+        threading.Event().wait(0.02)
+    waiting = RestoreJob(Slow(), None, SCH, step=1000, steps=2, shape=(1, 8, 8)).start()
+    threading.Event().wait(0.3)
+    waiting.stop()
+    assert waiting.wait(10) and waiting.state == "stopped"
+    blocker_den.release.set()
+    assert blocker.wait(30) and blocker.state == "done"
+    assert jobs._GPU_LOCK.acquire(blocking=False)
+    jobs._GPU_LOCK.release()
+
+
 def test_failure_becomes_one_sentence():
     def broken(x, sigma):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nlong details")
