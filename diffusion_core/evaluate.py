@@ -226,8 +226,14 @@ def evaluate_denoise(
                 "images": len(rs),
             }
     n_cached = sum(1 for r in rows if r.get("cached"))
+    model_sha = None
+    if model:
+        from .registry import find_model, sha256_file
+
+        model_sha = sha256_file(find_model(model).path / "model.safetensors")
     return {"data": str(data), "device": device, "torch_threads": torch.get_num_threads(),
             "date": time.strftime("%Y-%m-%d"), "summary": summary, "rows": rows,
+            "model": model, "model_sha256": model_sha,
             "baseline_cache": str(baseline_cache) if baseline_cache else None,
             "cached_rows": n_cached}
 
@@ -247,6 +253,16 @@ def markdown_table(result: dict) -> str:
 def write_json(result: dict, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=1))
+
+
+def _sha_of(model) -> str | None:
+    from .registry import ModelInfo, find_model, sha256_file
+
+    try:
+        info = model if isinstance(model, ModelInfo) else find_model(model)
+        return sha256_file(info.path / "model.safetensors")
+    except Exception:  # noqa: BLE001 - a record, not a reason to fail the benchmark
+        return None
 
 
 def evaluate_digits(model: str = "digits", n: int = 1000, steps: int = 50,
@@ -275,6 +291,7 @@ def evaluate_digits(model: str = "digits", n: int = 1000, steps: int = 50,
     res.update({"model": model, "steps": steps, "sampler": sampler, "seconds": round(seconds, 2),
                 "classifier_test_accuracy": round(clf.test_accuracy, 4),
                 "passes": bool(res["mean_confidence"] >= 0.9 and res["min_class_share"] >= 0.05),
+                "model_sha256": _sha_of(model),
                 "date": time.strftime("%Y-%m-%d")})
     return res
 
@@ -294,6 +311,8 @@ def update_card(model_dir: str | Path, result_files: list[str | Path]) -> dict:
         key = str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
         entry = {"data": Path(res.get("data", "")).name, "date": res.get("date"),
                  "device": res.get("device")}
+        if res.get("model_sha256"):
+            entry["model_sha256"] = res["model_sha256"]  # which weights were measured
         if "summary" in res:
             entry["summary"] = res["summary"]
         else:  # the digits check
