@@ -190,6 +190,8 @@ def test_streamlit_config_is_locked_down():
     assert client["toolbarMode"] == "viewer"
     assert browser["gatherUsageStats"] is False
     assert server.get("runOnSave", False) is False
+    # a full gc.collect() after every (fragment) rerun starves concurrent restores (load.md)
+    assert cfg["runner"]["postScriptGC"] is False
 
 
 # ================================================================ numeric widgets are clamped
