@@ -739,10 +739,12 @@ def _samplers_md(s: dict) -> list[str]:
         out.append("")
     if s.get("spacing"):
         out += ["### Which noise levels to visit: the same solvers on other spacings", "",
-                "The app visits evenly spaced *timesteps* (\"uniform-t\"). The same start and "
-                "network with the levels spaced as in Karras et al. (rho = 7) or evenly in log "
-                "sigma; difference to the 250-step DDIM PSNR / agreement with it, mean over the "
-                "pictures.", "",
+                "DDPM and DDIM visit evenly spaced *timesteps* (\"uniform-t\"). The same start "
+                "and network with the levels spaced as in Karras et al. (rho = 7) or evenly in "
+                "log sigma; difference to the 250-step DDIM PSNR / agreement with it, mean over "
+                "the pictures. Because of this table the app (``restore(spacing=\"auto\")``) "
+                "runs DPM-Solver++ and Heun on the Karras levels since 2026-11-30 (the tables "
+                "above were measured with it when their date is later than that change).", "",
                 "| sigma | steps | spacing | DPM-Solver++ | DDIM |", "|---|---|---|---|---|"]
         sp = s["spacing"]
         for s255 in (25, 100):

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from .forward import draw_noise, sigma_at_step, x_at_step
-from .samplers import SAMPLERS, StopSampling, schedule_sigmas, to_vp
+from .samplers import SAMPLERS, StopSampling, default_spacing, karras_schedule_sigmas, schedule_sigmas, to_vp
 from .schedules import Schedule
 
 MAX_STEPS = 1000
@@ -124,12 +124,16 @@ def restore(
     noisy_input: torch.Tensor | None = None,
     should_stop: Callable[[], bool] | None = None,
     compute_metrics: bool = True,
+    spacing: str = "auto",
 ) -> RestoreResult:
     """Noise ``image`` (C,H,W in [-1,1]) to UI ``step`` with the seed's noise (the same path
     the Add-noise page shows), then run ``steps`` sampler steps back to a clean image.
 
     * ``image=None`` with ``shape`` and ``step = T``: generation from pure noise.
     * ``noisy_input``: start from this already-noisy image (VP space at ``step``) instead.
+    * ``spacing``: which noise levels to visit, "uniform" (evenly spaced timesteps), "karras"
+      or "auto" (Karras for DPM-Solver++ and Heun, uniform for DDPM/DDIM); the number of
+      steps is the same either way.
     * ``callback(info)`` receives the sampler's per-step dict plus ``step`` (UI step) and
       ``x_t`` (the DDPM-space state), and may raise StopSampling; so may ``should_stop()``.
     """
@@ -162,7 +166,12 @@ def restore(
         if x0 is not None and compute_metrics:
             result.final_metrics = {"psnr": psnr(result.final, x0), "ssim": ssim(result.final, x0)}
         return result
-    sigmas, ts = schedule_sigmas(schedule, step - 1, steps)
+    if spacing == "auto":
+        spacing = default_spacing(sampler)
+    if spacing == "karras":
+        sigmas, ts = karras_schedule_sigmas(schedule, step - 1, steps)
+    else:
+        sigmas, ts = schedule_sigmas(schedule, step - 1, steps)
     result.timesteps = [t + 1 for t in ts]
     sig0 = sigma_at_step(schedule, step)
     y = (x_start * math.sqrt(1.0 + sig0**2))[None].to(device)

@@ -64,6 +64,38 @@ def schedule_sigmas(schedule: Schedule, t_start: int, steps: int) -> tuple[torch
     return torch.tensor(s, dtype=torch.float64).float(), ts
 
 
+#: Which noise levels a run visits: "uniform" = evenly spaced DDPM timesteps (DDPM/DDIM as
+#: published); "karras" = the same number of levels spaced as in Karras et al. 2022
+#: (rho = 7, dense near the clean end), where the higher-order solvers are far more accurate
+#: with few steps (bench/results/speed.md, "Which noise levels to visit").
+SPACINGS = ("uniform", "karras")
+HIGH_ORDER = ("dpmpp_2m", "heun")
+
+
+def default_spacing(sampler: str) -> str:
+    """Karras spacing for the higher-order solvers, timestep spacing for DDPM/DDIM."""
+    return "karras" if sampler in HIGH_ORDER else "uniform"
+
+
+def karras_schedule_sigmas(schedule: Schedule, t_start: int, steps: int,
+                           rho: float = 7.0) -> tuple[torch.Tensor, list]:
+    """Like :func:`schedule_sigmas` (same number of levels, the same first and last level),
+    with the levels in between spaced as in Karras et al. 2022; the timesteps returned are the
+    nearest DDPM timesteps (for labels only)."""
+    ts_uniform = spaced_timesteps(t_start, steps)
+    n = len(ts_uniform)
+    if n <= 2:
+        return schedule_sigmas(schedule, t_start, steps)
+    table = np.asarray(schedule.sigmas, dtype=np.float64)
+    hi, lo = float(table[ts_uniform[0]]), float(table[ts_uniform[-1]])
+    i = np.arange(n, dtype=np.float64) / (n - 1)
+    s = (hi ** (1 / rho) + i * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    s[0], s[-1] = hi, lo
+    log_table = np.log(np.maximum(table, 1e-300))
+    ts = [int(np.argmin(np.abs(log_table - math.log(v)))) for v in s]
+    return torch.tensor(list(s) + [0.0], dtype=torch.float64).float(), ts
+
+
 def edm_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
                rho: float = 7.0) -> torch.Tensor:
     """Karras et al. (2022) noise levels (n levels and a final 0)."""

@@ -201,6 +201,9 @@ sampler = ss["restore_sampler"] if ss["restore_sampler"] in SAMPLER_LABELS else 
 if sampler == "ddim":
     c4.slider("eta", 0.0, 1.0, key="restore_eta", step=0.1, persist_state=KEEP,
               help="0: deterministic. 1: fresh noise at every step, like DDPM.")
+elif sampler in ("dpmpp_2m", "heun"):
+    c4.caption("Visits the noise levels spaced as in Karras et al. (more of them near the "
+               "clean end), where this solver is most accurate with few steps.")
 eta = clamp_float(ss.get("restore_eta", 0.0), 0.0, 1.0, 0.0) if sampler == "ddim" else 0.0
 steps = clamp_int(ss["restore_steps"], 1, MAX_STEPS, 25)
 n_plan = planned_steps(step, steps)
