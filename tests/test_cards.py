@@ -34,6 +34,8 @@ def test_card_figures_come_from_evaluator_files(d):
     card = json.loads((d / "card.json").read_text())
     for rel, entry in card.get("benchmarks", {}).items():
         res = json.loads((ROOT / rel).read_text())
+        # the file measured exactly the weights that ship (not an earlier checkpoint)
+        assert res.get("model_sha256") == entry.get("model_sha256") == card["sha256"], rel
         if "summary" in entry:
             assert entry["summary"] == res["summary"], rel
         else:
