@@ -226,11 +226,7 @@ def evaluate_denoise(
                 "images": len(rs),
             }
     n_cached = sum(1 for r in rows if r.get("cached"))
-    model_sha = None
-    if model:
-        from .registry import find_model, sha256_file
-
-        model_sha = sha256_file(find_model(model).path / "model.safetensors")
+    model_sha = _sha_of(model) if model else None
     return {"data": str(data), "device": device, "torch_threads": torch.get_num_threads(),
             "date": time.strftime("%Y-%m-%d"), "summary": summary, "rows": rows,
             "model": model, "model_sha256": model_sha,

@@ -102,3 +102,17 @@ def page(browser):
     pg.set_default_timeout(60_000)
     yield pg
     ctx.close()
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch):
+    """A private user-model folder for Train-page job tests; never leaves a job running."""
+    from diffusion_core import train_jobs as tj
+
+    d = tmp_path / "user_models"
+    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(d))
+    yield d
+    job = tj.current_job()
+    if job is not None and not job.done:  # never leave a job running for the next test
+        job.stop()
+        job.wait(120)

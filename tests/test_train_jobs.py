@@ -7,7 +7,6 @@ import json
 import threading
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -16,17 +15,6 @@ from diffusion_core import train_jobs as tj
 from diffusion_core.uploads import ingest
 
 TINY = {"size": "tiny", "batch": 8, "steps": 10, "preview_every": 5}
-
-
-@pytest.fixture()
-def models_dir(tmp_path, monkeypatch):
-    d = tmp_path / "user_models"
-    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(d))
-    yield d
-    job = tj.current_job()
-    if job is not None and not job.done:  # never leave a job running for the next test
-        job.stop()
-        job.wait(120)
 
 
 def test_tiny_job_reports_progress_and_saves_a_loadable_model(models_dir, tmp_path):

@@ -3,23 +3,11 @@ page's Resume brings the run back to the end (bench/train_kill.py runs the full 
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from bench.train_kill import kill_and_resume
 from diffusion_core import registry
 from diffusion_core import train_jobs as tj
-
-
-@pytest.fixture()
-def models_dir(tmp_path, monkeypatch):
-    d = tmp_path / "user_models"
-    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(d))
-    yield d
-    job = tj.current_job()
-    if job is not None and not job.done:
-        job.stop()
-        job.wait(120)
 
 
 def test_kill_9_mid_job_then_resume(models_dir):
