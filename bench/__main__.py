@@ -40,7 +40,8 @@ def denoise(quick: bool) -> int:
         out = RESULTS / f"denoise_{name.lower()}.json"
         cmd = [py, "-m", "diffusion_core", "evaluate", "denoise", "--model", "natural",
                "--data", str(data), "--sigma", *sigmas, "--baselines", "bm3d,nlm",
-               "--json", str(out), "--baseline-cache", str(RESULTS / "baseline_cache.json")]
+               "--json", str(out), "--baseline-cache", str(RESULTS / "baseline_cache.json"),
+               "--int8"]
         if quick:
             cmd += ["--max-images", "3"]
             cmd[cmd.index("--json") + 1] = str(RESULTS / f"denoise_{name.lower()}_quick.json")

@@ -156,7 +156,7 @@ def cmd_evaluate(a) -> int:
     res = evaluate_denoise(a.data, sigmas=a.sigma, model=a.model or "natural",
                            baselines=[b for b in a.baselines.split(",") if b],
                            max_images=a.max_images, device=a.device,
-                           baseline_cache=a.baseline_cache)
+                           baseline_cache=a.baseline_cache, int8=a.int8)
     print(markdown_table(res))
     if a.json:
         write_json(res, a.json)
@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--baseline-cache", default=None,
                    help="JSON file keeping BM3D/NLM scores between runs (same noisy images)")
     v.add_argument("--device", default="cpu")
+    v.add_argument("--int8", action="store_true",
+                   help="denoise: also run the model's 8-bit CPU path (diffusion_core.quant)")
     v.add_argument("--json", default=None)
     # inpaint/denoise have their own parsers in diffusion_core.repair (listed here for --help)
     sub.add_parser("inpaint", add_help=False, help="fill in damaged regions (inpaint --help)")

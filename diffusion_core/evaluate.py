@@ -65,20 +65,33 @@ def to_u8(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- methods
 
 
-def model_method(name: str = "natural", device: str = "cpu") -> Callable:
+def model_method(name: str = "natural", device: str = "cpu", int8: bool = False) -> Callable:
+    """The shipped model as a benchmark method: one call D(noisy, sigma) per picture. On a
+    CPU the float model runs channels-last (the app's default, :func:`registry.get_denoiser`);
+    ``int8=True``: the 8-bit CPU path (:mod:`diffusion_core.quant`), built for each sigma
+    before the clock starts."""
     from .registry import load_denoiser
 
     den = load_denoiser(name, device)
+    if torch.device(device).type == "cpu":
+        den.use_channels_last(True)
+    fn = den
+    if int8:
+        from .quant import Int8Denoiser
+
+        fn = Int8Denoiser(den, max_cached=8)
 
     @torch.inference_mode()
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:
         x = torch.from_numpy(noisy).float()
         x = x[None] if x.dim() == 2 else x.permute(2, 0, 1)
         y = (x * 2 - 1)[None].to(device)
-        out = den(y, torch.tensor([2 * sigma / 255.0], device=device))
+        out = fn(y, torch.tensor([2 * sigma / 255.0], device=device))
         out = ((out[0].float().cpu() + 1) / 2).numpy()
         return out[0] if noisy.ndim == 2 else out.transpose(1, 2, 0)
 
+    if int8:
+        run.prepare = lambda sigma: fn.body(2 * sigma / 255.0)  # type: ignore[attr-defined]
     return run
 
 
@@ -171,13 +184,17 @@ def evaluate_denoise(
     device: str = "cpu",
     log: Callable[[str], None] = print,
     baseline_cache: str | Path | None = None,
+    int8: bool = False,
 ) -> dict:
     """Run the benchmark; returns {"summary": {sigma: {method: {...}}}, "rows": [...]}.
     ``baseline_cache``: a JSON file that keeps BM3D/NLM scores between runs (see
-    :class:`BaselineCache`); the model is always run."""
+    :class:`BaselineCache`); the model is always run. ``int8``: also the model's 8-bit CPU
+    path, as the method ``model:NAME:int8``."""
     methods: dict[str, Callable] = {"noisy": identity_method()}
     if model:
         methods[f"model:{model}"] = model_method(model, device)
+        if int8:
+            methods[f"model:{model}:int8"] = model_method(model, device, int8=True)
     for b in baselines:
         b = b.strip()
         if not b:
@@ -189,6 +206,9 @@ def evaluate_denoise(
     cache = BaselineCache(baseline_cache) if baseline_cache else None
     rows = []
     for sigma in sigmas:
+        for fn in methods.values():
+            if hasattr(fn, "prepare"):  # one-off set-up per sigma, outside the timing
+                fn.prepare(float(sigma))
         for p in paths:
             clean = _read(p)
             noisy = add_noise(clean, sigma, image_seed(p.name, sigma))
@@ -231,18 +251,35 @@ def evaluate_denoise(
             "date": time.strftime("%Y-%m-%d"), "summary": summary, "rows": rows,
             "model": model, "model_sha256": model_sha,
             "baseline_cache": str(baseline_cache) if baseline_cache else None,
-            "cached_rows": n_cached}
+            "cached_rows": n_cached, "cpu": _cpu_name()}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def markdown_table(result: dict) -> str:
+    """The summary as a markdown table; where BM3D ran, each method's speed relative to it
+    (BM3D's seconds per megapixel divided by the method's)."""
     lines = [f"Data: `{Path(result['data']).name}` ({result['device']}, "
              f"{result['torch_threads']} threads, {result['date']})", "",
-             "| sigma | method | PSNR (dB) | SSIM | s / megapixel | images |",
-             "|---:|---|---:|---:|---:|---:|"]
+             "| sigma | method | PSNR (dB) | SSIM | s / megapixel | x BM3D speed | images |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
     for sigma, methods in result["summary"].items():
+        ref = methods.get("bm3d", {}).get("s_per_mp")
         for m, v in methods.items():
+            ratio = (f"{ref / v['s_per_mp']:.0f}x" if ref and v["s_per_mp"] > 0
+                     and m not in ("noisy", "bm3d") else "")
             lines.append(f"| {sigma} | {m} | {v['psnr']:.2f} | {v['ssim']:.4f} | "
-                         f"{v['s_per_mp']:.3f} | {v['images']} |")
+                         f"{v['s_per_mp']:.3f} | {ratio} | {v['images']} |")
     return "\n".join(lines)
 
 

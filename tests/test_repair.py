@@ -388,3 +388,31 @@ def test_repair_page_inpaints_and_denoises(user_models_dir):
     at.radio(key="repair_mask_source").set_value("paint").run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.button(key="repair_run_inpaint").disabled
+
+
+def test_repair_page_fast_8bit_mode(user_models_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from diffusion_core.quant import quant_engine
+
+    if quant_engine() is None:
+        pytest.skip("no x86 quantized engine in this torch build")
+    at = AppTest.from_file(str(ROOT / "pages/3_Repair.py"), default_timeout=240)
+    at.session_state["lab_max_side"] = 128
+    at.session_state["repair_size"] = 96
+    at.run()
+    at.radio(key="repair_denoise_mode").set_value("one_shot").run()
+    at.slider(key="repair_noise_amount").set_value(25).run()
+    at.button(key="repair_run_denoise").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    full = at.session_state["repair_denoise_result"]
+    assert full["int8"] is False and full["steps_run"] == 1
+    at.checkbox(key="repair_int8").check().run()
+    assert any("earlier settings" in c.value for c in at.caption)  # the switch is a new setting
+    at.button(key="repair_run_denoise").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    fast = at.session_state["repair_denoise_result"]
+    assert fast["int8"] is True
+    assert fast["psnr"]["diffusion"] > fast["psnr"]["noisy"] + 5
+    assert abs(fast["psnr"]["diffusion"] - full["psnr"]["diffusion"]) < 0.5
+    assert any("8-bit" in i.caption for im in at.image for i in im.proto.imgs)
