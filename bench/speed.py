@@ -11,7 +11,8 @@ Sections:
 
 * ``scrubber``: server time to build the Add-noise page's in-browser scrubber (512x512).
 * ``denoiser``: one denoiser call (= one sampler step) at 256, 512 and 1024 px: fp32,
-  channels_last and bf16 autocast, with 1 and 2 threads (CUDA rows when there is a GPU);
+  channels_last, bf16 autocast and the 8-bit path at a fixed sigma (``diffusion_core.quant``),
+  with 1 and 2 threads (CUDA rows when there is a GPU);
   FLOPs per call (``torch.utils.flop_counter``) against this machine's fp32 matmul rate.
 * ``samplers``: PSNR against the number of steps for every sampler from a fixed start
   (sigma 25/255 and 100/255) on built-in photos, and the check that a 10-step high-order
@@ -237,6 +238,12 @@ def bench_denoiser(quick: bool) -> dict:
         "channels_last": lambda y: den_cl(y, 0.2),
         "bf16 autocast": lambda y: _bf16(den, y),
     }
+    from diffusion_core.quant import Int8Denoiser, int8_supported
+
+    if int8_supported(den)[0]:  # the 8-bit path for one known sigma, built before timing
+        den8 = Int8Denoiser(den)
+        den8.body(0.2)
+        variants["int8 (sigma fixed)"] = lambda y: den8(y, 0.2)
     rows = []
     # the matmul rate: best of many, before and after the denoiser timings (a busy machine
     # gives a low reading in one window and a fair one in another; keep the best)
@@ -259,7 +266,9 @@ def bench_denoiser(quick: bool) -> dict:
                 if quick and size >= 1024:  # the slowest corner: two variants, the default threads
                     if th != threads0:
                         continue
-                    names, reps = ["fp32", "channels_last"], 2
+                    names = [k for k in ("fp32", "channels_last", "int8 (sigma fixed)")
+                             if k in variants]
+                    reps = 2
                 torch.set_num_threads(th)
                 outs = {k: variants[k](y) for k in names}  # warm-up, and the outputs
                 times: dict[str, list[float]] = {k: [] for k in names}
