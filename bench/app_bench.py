@@ -38,6 +38,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: bench/app_bench.py
+    sys.path.insert(0, str(ROOT))
+from diffusion_core.cpuinfo import cpu_model  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 PARTS = ["server", "browser", "model", "big"]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -53,16 +57,6 @@ def now() -> str:
 
 def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:

@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from diffusion_core.cpuinfo import cpu_flags, cpu_model  # noqa: E402
 from diffusion_core.forward import draw_noise, step_for_sigma  # noqa: E402
 from diffusion_core.images import load_sample  # noqa: E402
 from diffusion_core.registry import get_denoiser  # noqa: E402
@@ -61,26 +62,6 @@ MODEL = "natural"
 
 
 # ---------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def bf16_support() -> dict:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .cpuinfo import cpu_model
 from .data import IMAGE_EXTS
 
 
@@ -251,19 +252,7 @@ def evaluate_denoise(
             "date": time.strftime("%Y-%m-%d"), "summary": summary, "rows": rows,
             "model": model, "model_sha256": model_sha,
             "baseline_cache": str(baseline_cache) if baseline_cache else None,
-            "cached_rows": n_cached, "cpu": _cpu_name()}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="ignore").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
+            "cached_rows": n_cached, "cpu": cpu_model()}
 
 
 def markdown_table(result: dict) -> str:

@@ -20,6 +20,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Pad (N, C, H, W) at the bottom and right to multiples of m: reflected where the
+    picture is big enough, else replicated (the caller crops back to H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x
+
+
 class NoiseEmbedding(nn.Module):
     """Fourier features of c_noise followed by a two-layer MLP."""
 
@@ -90,11 +101,7 @@ class DenoiserUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if (ph < h and pw < w) else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = pad_to_multiple(x, self.size_multiple)
         c_noise = c_noise.reshape(-1).to(x.dtype)
         if c_noise.numel() == 1 and n > 1:
             c_noise = c_noise.expand(n)

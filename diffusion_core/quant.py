@@ -7,8 +7,8 @@ network that way (the bias becomes a depthwise 1x1 convolution with unit weights
 result is the same numbers in float32), and :func:`quantize_body` turns it into int8
 convolutions through PyTorch's own post-training quantization (FX graph mode, the x86/fbgemm
 engine): weights per output channel, activations per tensor with min/max ranges measured on
-noisy crops of the photos bundled with scikit-image. The first and last convolution stay in
-float32 (they see the picture and write the correction; about 2 % of the work).
+noisy crops of the photos bundled with scikit-image. The last convolution (it writes the
+correction) stays in float32 (``FLOAT_LAYERS``).
 
 On CPUs with VNNI (AVX512-VNNI / AVX-VNNI) the activations use the full 8 bits; elsewhere
 7 bits (``reduce_range``), which avoids the int16 overflow of the older AVX2 kernels.
@@ -27,14 +27,14 @@ import platform
 import threading
 import warnings
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import DenoiserUNet
+from .cpuinfo import cpu_flags
+from .nets import DenoiserUNet, pad_to_multiple
 from .precond import SIGMA_MAX_NET, SIGMA_MIN_NET, c_in, c_noise, c_out, c_skip
 
 CL = torch.channels_last
@@ -66,15 +66,7 @@ def cpu_has_vnni() -> bool:
             return bool(probe())
         except Exception:  # noqa: BLE001 - fall through to the flags
             pass
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-    return False
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def int8_supported(denoiser) -> tuple[bool, str]:
@@ -156,12 +148,7 @@ def body_input(net: DenoiserUNet, y: torch.Tensor, sigma: float) -> tuple[torch.
     s_net = min(max(float(sigma), SIGMA_MIN_NET), SIGMA_MAX_NET)
     s = torch.tensor(s_net, dtype=torch.float32)
     x = c_in(s) * y.float()
-    m = net.size_multiple
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        mode = "reflect" if (ph < h and pw < w) else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    z = F.pixel_unshuffle(x, 2)
+    z = F.pixel_unshuffle(pad_to_multiple(x, net.size_multiple), 2)
     z = torch.cat([z, torch.full_like(z[:, :1], float(c_noise(s)))], dim=1)
     return z.contiguous(memory_format=CL), (h, w)
 
@@ -252,8 +239,8 @@ class Int8Denoiser:
     """``D(y, sigma)`` through int8 bodies, one per noise level (cached, thread-safe).
 
     Same inputs and outputs as :class:`~diffusion_core.precond.EDMDenoiser` on a CPU: y is
-    (N, C, H, W) in [-1, 1] plus noise, sigma a float or a tensor with one value. Building a
-    body for a new sigma takes about a second (calibration on a few small crops).
+    (N, C, H, W) in [-1, 1] plus noise, sigma a float or a tensor (one value, or one per
+    picture). A body for a new sigma is built on first use (calibration on a few small crops).
     """
 
     def __init__(self, denoiser, max_cached: int = 4,
@@ -261,7 +248,6 @@ class Int8Denoiser:
         ok, why = int8_supported(denoiser)
         if not ok:
             raise ValueError(why)
-        self.denoiser = denoiser
         self.net: DenoiserUNet = denoiser.net
         self.max_cached = max_cached
         self.calibration = calibration

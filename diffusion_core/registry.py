@@ -211,12 +211,9 @@ def get_int8_denoiser(name: str):
     """Process-wide cached 8-bit CPU denoiser of a model (:class:`quant.Int8Denoiser`, which
     itself caches one quantized network per noise level). Raises ``ValueError`` with a
     sentence for the user where the model or the CPU cannot do it."""
-    from .quant import Int8Denoiser, int8_supported
+    from .quant import Int8Denoiser
 
     den = get_denoiser(name, "cpu")
-    ok, why = int8_supported(den)
-    if not ok:
-        raise ValueError(why)
     key = (name, id(den))
     with _CACHE_LOCK:
         if key not in _INT8_CACHE:
