@@ -7,7 +7,7 @@
 #     mkdir -p data_local && cp -r ../shared/data/train/Train400 data_local/
 # then, on the GPU machine, from the repository root:
 #     MINUTES=6 sh scripts/gpu_natural.sh   (the loan's start-up counts against its budget too)
-# and bring models/natural/ (model.safetensors, card.json) and runs/gpu_natural/log.jsonl back.
+# (the run folder is RUN_DIR, not OUT, which the device tool sets) and bring models/natural/ (model.safetensors, card.json) and runs/gpu_natural/log.jsonl back.
 #
 # Steps: (1) a probe of PROBE_STEPS steps measures steps/s at BATCH (it also proves the CUDA
 # path end to end); (2) the run: as many steps as fit in MINUTES at that rate, a short warm-up
@@ -20,7 +20,7 @@ BATCH=${BATCH:-64}
 LR=${LR:-0.0002}
 DEVICE=${DEVICE:-cuda}
 PROBE_STEPS=${PROBE_STEPS:-100}
-OUT=${OUT:-runs/gpu_natural}
+RUN_DIR=${RUN_DIR:-runs/gpu_natural}
 DATA_DIR=${DATA_DIR:-data_local/Train400}
 MODEL_DIR=${MODEL_DIR:-models/natural}
 EXPORT_TO=${EXPORT_TO:-$MODEL_DIR}
@@ -34,10 +34,10 @@ COMMON="--config configs/natural.json --device $DEVICE --batch $BATCH --eval-eve
 DATA="folder:$DATA_DIR@0.45 bundled@0.3 deadleaves@0.25"
 
 echo "== probe: $PROBE_STEPS steps from step $START at batch $BATCH on $DEVICE"
-rm -rf "$OUT.probe"
+rm -rf "$RUN_DIR.probe"
 T0=$($PY -c "import time; print(time.time())")
 # shellcheck disable=SC2086
-$PY -m diffusion_core train $COMMON --out "$OUT.probe" --init "$MODEL_DIR/model.safetensors" \
+$PY -m diffusion_core train $COMMON --out "$RUN_DIR.probe" --init "$MODEL_DIR/model.safetensors" \
   --steps $((START + PROBE_STEPS)) --lr 0.00001 --ckpt-every 100000 --data $DATA
 T1=$($PY -c "import time; print(time.time())")
 # the training rate from the probe's log (its last steps_per_s); the rest of the probe's time
@@ -48,18 +48,18 @@ t0, t1, m, probe, log = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3
 recs = [json.loads(line) for line in open(log) if line.strip()]
 rate = max([r['steps_per_s'] for r in recs if 'steps_per_s' in r][-1:] or [probe / max(t1 - t0, 1e-6)])
 setup = max(0.0, (t1 - t0) - probe / rate)
-print(max(probe, int(rate * (m * 60 - 2 * setup))))" "$T0" "$T1" "$MINUTES" "$PROBE_STEPS" "$OUT.probe/log.jsonl")
+print(max(probe, int(rate * (m * 60 - 2 * setup))))" "$T0" "$T1" "$MINUTES" "$PROBE_STEPS" "$RUN_DIR.probe/log.jsonl")
 echo "== probe took $($PY -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$T0" "$T1") s; planning $N steps"
 
 END=$((START + N))
 WARM=$((N / 20 + 1))
-rm -rf "$OUT"
+rm -rf "$RUN_DIR"
 # warm-up: the fresh optimizer's first steps at a low rate, then the cosine cycle
 # shellcheck disable=SC2086
-$PY -m diffusion_core train $COMMON --out "$OUT" --init "$MODEL_DIR/model.safetensors" \
+$PY -m diffusion_core train $COMMON --out "$RUN_DIR" --init "$MODEL_DIR/model.safetensors" \
   --steps $((START + WARM)) --lr 0.00002 --ckpt-every 200 --data $DATA
 # shellcheck disable=SC2086
-$PY -m diffusion_core train $COMMON --out "$OUT" --resume --steps "$END" \
+$PY -m diffusion_core train $COMMON --out "$RUN_DIR" --resume --steps "$END" \
   --lr-decay-start $((START + WARM)) --lr "$LR" --ckpt-every 200 --data $DATA
 
 # the card keeps the earlier history: hardware and command get this part appended
@@ -76,5 +76,5 @@ print(json.dumps({
         'deadleaves@0.25, a short low-rate warm-up then one cosine cycle'),
     'trained_in_sessions': old.get('trained_in_sessions', '') + f'; {part} on {hw}'}))
 " "$START" "$END" "$BATCH" "$DEVICE" "$MODEL_DIR/card.json")
-$PY -m diffusion_core export --run "$OUT" --out "$EXPORT_TO" --extra "$EXTRA"
+$PY -m diffusion_core export --run "$RUN_DIR" --out "$EXPORT_TO" --extra "$EXTRA"
 echo "== exported step $END to $EXPORT_TO"
