@@ -120,8 +120,9 @@ def cmd_train(a) -> int:
     from .train import TrainConfig, train
 
     cfg = TrainConfig.load(a.config)
-    for k in ("steps", "batch", "patch", "lr", "ema_decay", "seed", "threads", "ckpt_every",
-              "eval_every", "sample_every", "lr_decay_start", "data", "device", "amp"):
+    for k in ("steps", "batch", "patch", "lr", "ema_decay", "seed", "threads", "workers",
+              "ckpt_every", "eval_every", "sample_every", "lr_decay_start", "data", "device",
+              "amp"):
         v = getattr(a, k)
         if v is not None:
             setattr(cfg, k, v)
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--init", default=None, help="start from these safetensors weights")
     for name, typ in [("steps", int), ("batch", int), ("patch", int), ("lr", float),
-                      ("ema_decay", float), ("seed", int), ("threads", int),
+                      ("ema_decay", float), ("seed", int), ("threads", int), ("workers", int),
                       ("ckpt_every", int), ("eval_every", int), ("sample_every", int),
                       ("lr_decay_start", int)]:
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)

@@ -62,6 +62,9 @@ class TrainConfig:
     eval_every: int = 500
     sample_every: int = 1000
     threads: int = 0  # torch CPU threads; 0 = leave default
+    # data-loading processes that build the next batches while the network trains (useful
+    # when a GPU waits for the CPU); 0 = in the training process. The batches are the same.
+    workers: int = 0
     device: str = "auto"
 
     @classmethod
@@ -140,6 +143,43 @@ def make_batch_source(cfg: TrainConfig, log=print):
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
                            p_gray=cfg.p_gray)
     return sampler.batch, sampler.describe()
+
+
+def _step_batch(cfg: TrainConfig, batch_fn, rank: int, step: int):
+    """Everything random in one training step: (x0, gray, sigma, noise), drawn from the
+    step's own generator, so it does not matter which process builds it."""
+    g = _step_generator(cfg.seed, rank, step)
+    x0, gray = batch_fn(cfg.batch, g)
+    sigma = sample_training_sigmas(cfg.batch, g, cfg.p_focus, (cfg.focus_lo, cfg.focus_hi),
+                                   cfg.p_mean, cfg.p_std)
+    noise = torch.randn(x0.shape, generator=g)
+    noise = torch.where(gray[:, None, None, None], noise[:, :1].expand_as(noise), noise)
+    return x0, gray, sigma, noise
+
+
+class _StepBatches(torch.utils.data.IterableDataset):
+    """The batches of steps start, start+1, ... end-1; with k loader processes, process w
+    builds steps start+w, start+w+k, ... and the loader hands them back in step order."""
+
+    def __init__(self, cfg: TrainConfig, batch_fn, rank: int, start: int, end: int):
+        super().__init__()
+        self.cfg, self.batch_fn, self.rank, self.start, self.end = cfg, batch_fn, rank, start, end
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, k = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start + w, self.end, k):
+            yield _step_batch(self.cfg, self.batch_fn, self.rank, step)
+
+
+def _batches(cfg: TrainConfig, batch_fn, rank: int, start: int, pin: bool):
+    """An iterator over the training batches from step ``start`` on."""
+    ds = _StepBatches(cfg, batch_fn, rank, start, cfg.steps)
+    if cfg.workers <= 0:
+        return iter(ds)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=cfg.workers,
+                                         pin_memory=pin, prefetch_factor=4)
+    return iter(loader)
 
 
 def _val_batch(cfg: TrainConfig, batch_fn) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,17 +315,13 @@ def train(
         )
 
     stopped = False
+    batches = _batches(cfg, batch_fn, rank, step, pin=device.type == "cuda")
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             stopped = True
             break
-        g = _step_generator(cfg.seed, rank, step)
-        x0, gray = batch_fn(cfg.batch, g)
-        sigma = sample_training_sigmas(cfg.batch, g, cfg.p_focus, (cfg.focus_lo, cfg.focus_hi),
-                                       cfg.p_mean, cfg.p_std)
-        noise = torch.randn(x0.shape, generator=g)
-        noise = torch.where(gray[:, None, None, None], noise[:, :1].expand_as(noise), noise)
-        x0, sigma, noise = x0.to(device), sigma.to(device), noise.to(device)
+        x0, gray, sigma, noise = next(batches)
+        x0, sigma, noise = (t.to(device, non_blocking=True) for t in (x0, sigma, noise))
         lr = _lr_at(cfg, step)
         for pg in opt.param_groups:
             pg["lr"] = lr
@@ -337,6 +373,7 @@ def train(
             callback(info)
         if step % cfg.ckpt_every == 0:
             save_checkpoint()
+    del batches  # stops the loader processes, if any
     save_checkpoint()
     dump = os.environ.get("DIFFUSION_LAB_DUMP_RANK_WEIGHTS")
     if dump:  # used by the DDP test: every rank writes its weights

@@ -19,6 +19,8 @@ MINUTES=${MINUTES:-6}
 BATCH=${BATCH:-64}
 LR=${LR:-0.0002}
 DEVICE=${DEVICE:-cuda}
+# data-loading processes (the GPU machine has 16 cores; on a 2-core CPU they only compete)
+if [ "$DEVICE" = "cpu" ]; then WORKERS=${WORKERS:-0}; else WORKERS=${WORKERS:-6}; fi
 PROBE_STEPS=${PROBE_STEPS:-100}
 RUN_DIR=${RUN_DIR:-runs/gpu_natural}
 DATA_DIR=${DATA_DIR:-data_local/Train400}
@@ -30,7 +32,7 @@ if [ ! -d "$DATA_DIR" ]; then
   exit 2
 fi
 START=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['steps'])" "$MODEL_DIR/card.json")
-COMMON="--config configs/natural.json --device $DEVICE --batch $BATCH --eval-every 500 --sample-every 0"
+COMMON="--config configs/natural.json --device $DEVICE --batch $BATCH --workers $WORKERS --eval-every 500 --sample-every 0"
 DATA="folder:$DATA_DIR@0.45 bundled@0.3 deadleaves@0.25"
 
 echo "== probe: $PROBE_STEPS steps from step $START at batch $BATCH on $DEVICE"

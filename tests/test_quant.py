@@ -68,6 +68,7 @@ def test_int8_is_quantized_and_close_to_float(shipped):
              else "float" for m in body.modules() if "Conv" in type(m).__name__}
     assert any(k in ("quantized", "intrinsic") for k in kinds), kinds  # int8 convolutions
     assert isinstance(body.tail, torch.nn.Conv2d)  # the last layer stays float32
+    assert isinstance(body.head, torch.nn.Conv2d)  # and the first
     x0 = _photo()
     y = (x0 + sigma * torch.randn(x0.shape, generator=torch.Generator().manual_seed(3)))[None]
     with torch.inference_mode():
@@ -78,6 +79,24 @@ def test_int8_is_quantized_and_close_to_float(shipped):
     gain_i8 = psnr(i8.clamp(-1, 1), x0) - psnr(y[0], x0)
     assert gain_f32 > 6 and gain_i8 > gain_f32 - 0.3, (gain_f32, gain_i8)
     assert psnr(i8.clamp(-1, 1), f32.clamp(-1, 1)) > 40  # int8 vs float outputs
+
+
+def test_float_head_and_additions_bring_int8_closer_to_float(shipped):
+    # the default (float32 head, tail and residual additions) against int8 everywhere but
+    # the tail: on a noisy photo crop its output is nearer the float model's
+    sigma = 2 * 25 / 255
+    net = shipped.net
+    x0 = _photo(96)[None]
+    y = x0 + sigma * torch.randn(x0.shape, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        f32 = shipped(y, torch.tensor([sigma]))
+        z, hw = quant.body_input(net, y, sigma)
+        errs = {}
+        for name, kw in (("default", {}), ("tail only", dict(float_layers=("tail",),
+                                                             float_adds=False))):
+            q = quant.quantize_body(net, sigma, **kw)
+            errs[name] = (quant.body_output(q(z), y, sigma, hw) - f32).pow(2).mean().item()
+    assert errs["default"] < 0.7 * errs["tail only"], errs
 
 
 def test_seven_bit_activations_also_work(shipped):
