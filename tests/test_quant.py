@@ -82,8 +82,8 @@ def test_int8_is_quantized_and_close_to_float(shipped):
 
 
 def test_float_head_and_additions_bring_int8_closer_to_float(shipped):
-    # the default (float32 head, tail and residual additions) against int8 everywhere but
-    # the tail: on a noisy photo crop its output is nearer the float model's
+    # against int8 everywhere but the tail: the default (float32 head) and the float32
+    # residual additions bring the output nearer the float model's, on a noisy photo crop
     sigma = 2 * 25 / 255
     net = shipped.net
     x0 = _photo(96)[None]
@@ -92,11 +92,12 @@ def test_float_head_and_additions_bring_int8_closer_to_float(shipped):
         f32 = shipped(y, torch.tensor([sigma]))
         z, hw = quant.body_input(net, y, sigma)
         errs = {}
-        for name, kw in (("default", {}), ("tail only", dict(float_layers=("tail",),
-                                                             float_adds=False))):
+        for name, kw in (("default", {}), ("float adds", dict(float_adds=True)),
+                         ("tail only", dict(float_layers=("tail",), float_adds=False))):
             q = quant.quantize_body(net, sigma, **kw)
             errs[name] = (quant.body_output(q(z), y, sigma, hw) - f32).pow(2).mean().item()
-    assert errs["default"] < 0.7 * errs["tail only"], errs
+    assert errs["default"] < errs["tail only"], errs
+    assert errs["float adds"] < 0.6 * errs["tail only"], errs
 
 
 def test_seven_bit_activations_also_work(shipped):
