@@ -34,7 +34,7 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
     page.get_by_text("Upload your own").click()
     page.locator("input[type=file]").set_input_files(str(_png(tmp_path)))
     page.get_by_text("No upload yet").wait_for(state="detached")
-    frame = page.frame_locator("iframe").first
+    frame = page.frame_locator("iframe").last
     # the uploaded picture (96x64) is what the scrubber shows (after the rerun settles)
     size = None
     for _ in range(120):
@@ -47,21 +47,32 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
             break
         page.wait_for_timeout(250)
     assert size == [96, 64]
+    # let the reruns of the upload settle: no "running" indicator, one scrubber on the page
+    for _ in range(60):
+        if (page.locator("[data-testid='stStatusWidget']").count() == 0
+                and page.locator("iframe").count() == 1):
+            break
+        page.wait_for_timeout(250)
     page.wait_for_timeout(2000)
 
     def scrub(k: str) -> None:
-        # a late rerun of the upload may still swap the iframe once: set the slider again
-        # until the (current) scrubber shows it
-        for _ in range(40):
+        # a late rerun of the upload may still swap the iframe: set the slider again until
+        # the newest scrubber on the page shows it
+        seen = []
+        for _ in range(60):
+            current = page.frame_locator("iframe").last
             try:
-                frame.locator("#t").fill(k, timeout=2000)
-                if frame.locator("body[data-ready='1']").get_attribute("data-k",
-                                                                         timeout=2000) == k:
+                current.locator("#t").fill(k, timeout=2000)
+                got = current.locator("body[data-ready='1']").get_attribute("data-k",
+                                                                           timeout=2000)
+                if got == k:
                     return
-            except Exception:  # noqa: BLE001 - iframe being replaced
-                pass
+                seen.append(f"data-k={got}")
+            except Exception as e:  # noqa: BLE001 - iframe being replaced
+                seen.append(type(e).__name__ + ": " + str(e).splitlines()[0][:120])
             page.wait_for_timeout(250)
-        raise AssertionError(f"the scrubber never showed step {k}")
+        raise AssertionError(f"the scrubber never showed step {k}; iframes on the page: "
+                             f"{page.locator('iframe').count()}; last attempts: {seen[-3:]}")
 
     scrub("0")
     page.wait_for_timeout(500)
@@ -83,7 +94,7 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "add_noise.png"), full_page=False)
     # presenter-mode screenshot for the README
     page.get_by_text("Presenter mode").click()
-    frame = page.frame_locator("iframe").first
+    frame = page.frame_locator("iframe").last
     frame.locator("body[data-ready='1']").wait_for()
     page.screenshot(path=str(artifacts_dir / "add_noise_presenter.png"), full_page=False)
 
