@@ -109,6 +109,26 @@ def _fast_leaves(orig):
     return f
 
 
+def _stop_after(n: int):
+    """A ``should_stop`` that lets n steps run, then asks to stop."""
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return stop
+
+
+def _assert_same_checkpoints(dir_a, dir_b, steps: int) -> None:
+    a = torch.load(dir_a / "checkpoint.pt", weights_only=True)
+    b = torch.load(dir_b / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == steps
+    for k in a["net"]:
+        assert torch.allclose(a["net"][k], b["net"][k], atol=1e-6), k
+        assert torch.allclose(a["ema"][k], b["ema"][k], atol=1e-6), k
+
+
 def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     import diffusion_core.data as data
 
@@ -116,21 +136,10 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     cfg = _tiny_cfg(steps=12)
     train(cfg, tmp_path / "a", log=lambda *_: None)
     # interrupted after 7 steps (the checkpoint is at 5 and at the stop), then resumed
-    calls = {"n": 0}
-
-    def stop_after_7():
-        calls["n"] += 1
-        return calls["n"] > 7
-
-    part = train(cfg, tmp_path / "b", should_stop=stop_after_7, log=lambda *_: None)
+    part = train(cfg, tmp_path / "b", should_stop=_stop_after(7), log=lambda *_: None)
     assert part["stopped"] and part["step"] == 7
     train(cfg, tmp_path / "b", resume=True, log=lambda *_: None)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
-    assert a["step"] == b["step"] == 12
-    for k in a["net"]:
-        assert torch.allclose(a["net"][k], b["net"][k], atol=1e-6), k
-        assert torch.allclose(a["ema"][k], b["ema"][k], atol=1e-6), k
+    _assert_same_checkpoints(tmp_path / "a", tmp_path / "b", 12)
 
 
 def test_loader_processes_give_the_same_training(tmp_path, monkeypatch):
@@ -140,20 +149,10 @@ def test_loader_processes_give_the_same_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "dead_leaves", _fast_leaves(data.dead_leaves))
     train(_tiny_cfg(steps=9), tmp_path / "a", log=lambda *_: None)
-    calls = {"n": 0}
-
-    def stop_after_4():
-        calls["n"] += 1
-        return calls["n"] > 4
-
     cfg = _tiny_cfg(steps=9, workers=2)
-    assert train(cfg, tmp_path / "b", should_stop=stop_after_4, log=lambda *_: None)["step"] == 4
+    assert train(cfg, tmp_path / "b", should_stop=_stop_after(4), log=lambda *_: None)["step"] == 4
     train(cfg, tmp_path / "b", resume=True, log=lambda *_: None)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
-    assert a["step"] == b["step"] == 9
-    for k in a["net"]:
-        assert torch.allclose(a["net"][k], b["net"][k], atol=1e-6), k
+    _assert_same_checkpoints(tmp_path / "a", tmp_path / "b", 9)
     # and the batches really differ from step to step (not one batch repeated)
     from diffusion_core.train import _batches, make_batch_source
 
