@@ -122,7 +122,7 @@ def cmd_train(a) -> int:
     cfg = TrainConfig.load(a.config)
     for k in ("steps", "batch", "patch", "lr", "ema_decay", "seed", "threads", "workers",
               "ckpt_every", "eval_every", "sample_every", "lr_decay_start", "data", "device",
-              "amp"):
+              "amp", "p_edge_chroma"):
         v = getattr(a, k)
         if v is not None:
             setattr(cfg, k, v)
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, typ in [("steps", int), ("batch", int), ("patch", int), ("lr", float),
                       ("ema_decay", float), ("seed", int), ("threads", int), ("workers", int),
                       ("ckpt_every", int), ("eval_every", int), ("sample_every", int),
-                      ("lr_decay_start", int)]:
+                      ("lr_decay_start", int), ("p_edge_chroma", float)]:
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     t.add_argument("--data", nargs="+", default=None,
                    help="sources: deadleaves bundled train400 folder:PATH (name@weight)")

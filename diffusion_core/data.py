@@ -7,7 +7,9 @@ Sources
   flat colours, smooth gradients, striped textures and a little blur.
 * ``bundled``: the photos shipped inside scikit-image and scikit-learn wheels.
 * ``train400``: ``../shared/data/train/Train400`` (400 gray photos) when present; half of its
-  patches are given a smooth random chroma so the colour model sees more colour structure.
+  patches are given a random chroma so the colour model sees more colour structure: a smooth
+  field, or (a share ``p_edge_chroma``) one colour per region of similar brightness, so that
+  colour edges sit on brightness edges as they do in photos.
 * ``folder:PATH``: any folder of the user's images.
 
 Patches are random crops with flips and 90-degree rotations. A share of patches is made
@@ -165,6 +167,51 @@ def _smooth_chroma(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
 
 
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (n, c, H, W) with reflected borders."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _edge_chroma(y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """(1, 2, H, W) random Cb/Cr for a gray crop y (1, 1, H, W) whose colour edges sit on
+    its brightness edges, as an object's colour ends where the object does.
+
+    The crop's brightness, smoothed so that fine texture keeps one colour, is cut into 2-6
+    bands at random quantiles; each connected region
+    of a band is one "object" and gets one colour: its band's colour plus a smaller
+    colour of its own. A slight blur (a camera's demosaicing) and a smooth field on top.
+    """
+    from scipy import ndimage
+
+    H, W = y.shape[-2:]
+    ys = _blur(y, float(torch.empty(1).uniform_(1.5, 3.0, generator=g)))[0, 0]
+    k = int(torch.randint(2, 7, (1,), generator=g))
+    q = torch.sort(torch.rand(k - 1, generator=g)).values
+    bands = torch.bucketize(ys.flatten(), torch.quantile(ys.flatten(), q)).view(H, W).numpy()
+    regions = np.zeros((H, W), np.int64)
+    n = 0
+    for b in range(k):
+        lab, m = ndimage.label(bands == b)
+        regions[lab > 0] = lab[lab > 0] + n
+        n += m
+    spread = float(torch.empty(1).uniform_(0.01, 0.08, generator=g))
+    band_colour = torch.randn(k, 2, generator=g) * spread
+    own = torch.randn(n + 1, 2, generator=g) * spread * float(torch.rand(1, generator=g)) * 0.5
+    region_band = np.zeros(n + 1, np.int64)
+    region_band[regions.flatten()] = bands.flatten()
+    colour = band_colour[torch.from_numpy(region_band)] + own
+    chroma = colour[torch.from_numpy(regions)].permute(2, 0, 1)[None]
+    chroma = _blur(chroma, float(torch.empty(1).uniform_(0.5, 1.5, generator=g)))
+    return chroma + 0.5 * _smooth_chroma(1, H, g)
+
+
 def _colourize(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     """y: (n,1,H,W) luma in [0,1]; chroma (n,2,H,W) -> RGB in [0,1]."""
     cb, cr = chroma[:, :1], chroma[:, 1:]
@@ -177,7 +224,8 @@ def _colourize(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
 class PatchSampler:
     """Draws training batches (N, 3, P, P) in [-1, 1] and a per-sample 'gray' flag."""
 
-    def __init__(self, sources: list[Source], patch: int, p_gray: float = 0.15):
+    def __init__(self, sources: list[Source], patch: int, p_gray: float = 0.15,
+                 p_edge_chroma: float = 0.0):
         self.sources = [s for s in sources if s.images]
         if not self.sources:
             raise ValueError("No training images found in the requested data sources.")
@@ -185,6 +233,7 @@ class PatchSampler:
         self.probs = w / w.sum()
         self.patch = patch
         self.p_gray = p_gray
+        self.p_edge_chroma = p_edge_chroma  # share of colourized crops given _edge_chroma
 
     def describe(self) -> dict:
         return {s.name: len(s.images) for s in self.sources}
@@ -218,7 +267,11 @@ class PatchSampler:
                 crop = crop.flip(2)
             is_gray = bool((crop[0] == crop[1]).all() and (crop[1] == crop[2]).all())
             if is_gray and src.colourize > 0 and torch.rand(1, generator=g) < src.colourize:
-                crop = _colourize(crop[:1][None], _smooth_chroma(1, P, g))[0]
+                if self.p_edge_chroma > 0 and torch.rand(1, generator=g) < self.p_edge_chroma:
+                    chroma = _edge_chroma(crop[:1][None], g)
+                else:
+                    chroma = _smooth_chroma(1, P, g)
+                crop = _colourize(crop[:1][None], chroma)[0]
                 is_gray = False
             elif not is_gray and torch.rand(1, generator=g) < self.p_gray:
                 crop = _rgb_to_gray(crop[None])[0]

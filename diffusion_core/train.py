@@ -56,6 +56,7 @@ class TrainConfig:
     p_mean: float = -1.2
     p_std: float = 1.2
     p_gray: float = 0.15
+    p_edge_chroma: float = 0.0  # share of colourized gray crops whose colour follows edges
     amp: str = "auto"  # "auto" (bf16 on CUDA only), "bf16", "fp16", "off"
     ckpt_every: int = 200
     log_every: int = 20
@@ -141,7 +142,7 @@ def make_batch_source(cfg: TrainConfig, log=print):
     from .data import PatchSampler, build_sources
 
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
-                           p_gray=cfg.p_gray)
+                           p_gray=cfg.p_gray, p_edge_chroma=cfg.p_edge_chroma)
     return sampler.batch, sampler.describe()
 
 

@@ -32,7 +32,8 @@ SCHEDULE_HELP = {
 # ---------------------------------------------------------------- sidebar controls
 x0, label, notes = image_picker()
 sb = st.sidebar
-sb.selectbox("Noise schedule", SCHEDULES, **bind(K_SCHEDULE), help="\n\n".join(SCHEDULE_HELP.values()))
+sb.selectbox("Noise schedule", SCHEDULES, **bind(K_SCHEDULE, SCHEDULES, True),
+             help="\n\n".join(SCHEDULE_HELP.values()))
 sb.number_input("Number of steps T", T_MIN, T_MAX, **bind(K_T), step=50)
 sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED), step=1)
 presenter = sb.toggle("Presenter mode (big picture, fewer words)", key="presenter")

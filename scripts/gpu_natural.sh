@@ -32,7 +32,9 @@ if [ ! -d "$DATA_DIR" ]; then
   exit 2
 fi
 START=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['steps'])" "$MODEL_DIR/card.json")
-COMMON="--config configs/natural.json --device $DEVICE --batch $BATCH --workers $WORKERS --eval-every 500 --sample-every 0"
+# TRAIN_ARGS: more train flags for every part, e.g. TRAIN_ARGS="--p-edge-chroma 0.6"
+TRAIN_ARGS=${TRAIN_ARGS:-}
+COMMON="--config configs/natural.json --device $DEVICE --batch $BATCH --workers $WORKERS --eval-every 500 --sample-every 0 $TRAIN_ARGS"
 DATA="folder:$DATA_DIR@0.45 bundled@0.3 deadleaves@0.25"
 
 echo "== probe: $PROBE_STEPS steps from step $START at batch $BATCH on $DEVICE"
@@ -67,16 +69,16 @@ $PY -m diffusion_core train $COMMON --out "$RUN_DIR" --resume --steps "$END" \
 # the card keeps the earlier history: hardware and command get this part appended
 EXTRA=$($PY -c "
 import json, sys, torch
-start, end, batch, dev, card = sys.argv[1:6]
+start, end, batch, dev, card, extra = sys.argv[1:7]
 old = json.load(open(card))
 hw = torch.cuda.get_device_name(0) if dev.startswith('cuda') else 'CPU'
 part = f'steps {start}-{end}'
 print(json.dumps({
     'hardware': old.get('hardware', '') + f'; {part}: {hw}',
     'command': old.get('command', '') + (f'; {part}: scripts/gpu_natural.sh (BATCH={batch}, '
-        f'DEVICE={dev}) from the shipped weights, data folder:Train400@0.45 bundled@0.3 '
+        f'DEVICE={dev}, TRAIN_ARGS={extra!r}) from the shipped weights, data folder:Train400@0.45 bundled@0.3 '
         'deadleaves@0.25, a short low-rate warm-up then one cosine cycle'),
     'trained_in_sessions': old.get('trained_in_sessions', '') + f'; {part} on {hw}'}))
-" "$START" "$END" "$BATCH" "$DEVICE" "$MODEL_DIR/card.json")
+" "$START" "$END" "$BATCH" "$DEVICE" "$MODEL_DIR/card.json" "$TRAIN_ARGS")
 $PY -m diffusion_core export --run "$RUN_DIR" --out "$EXPORT_TO" --extra "$EXTRA"
 echo "== exported step $END to $EXPORT_TO"

@@ -54,6 +54,10 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
             break
         page.wait_for_timeout(250)
     page.wait_for_timeout(2000)
+    # the upload left the other sidebar settings alone (it once set T to 10: a message
+    # vanishing above the number boxes made the browser hand one box's value to another)
+    assert page.get_by_label("Number of steps T").input_value() == "1000"
+    assert page.get_by_label("Seed (which noise is drawn)").input_value() == "0"
 
     def scrub(k: str) -> None:
         # a late rerun of the upload may still swap the iframe: set the slider again until
@@ -71,8 +75,17 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
             except Exception as e:  # noqa: BLE001 - iframe being replaced
                 seen.append(type(e).__name__ + ": " + str(e).splitlines()[0][:120])
             page.wait_for_timeout(250)
+        try:
+            limits = page.frame_locator("iframe").last.locator("#t").evaluate(
+                "s => [s.max, s.value, document.getElementById('tlabel').textContent]",
+                timeout=2000)
+        except Exception as e:  # noqa: BLE001
+            limits = repr(e)[:120]
+        steps_box = page.get_by_label("Number of steps T").input_value(timeout=2000)
         raise AssertionError(f"the scrubber never showed step {k}; iframes on the page: "
-                             f"{page.locator('iframe').count()}; last attempts: {seen[-3:]}")
+                             f"{page.locator('iframe').count()}; last attempts: {seen[-3:]}; "
+                             f"slider max/value/label: {limits}; 'Number of steps T' box: "
+                             f"{steps_box}")
 
     scrub("0")
     page.wait_for_timeout(500)

@@ -61,3 +61,25 @@ def test_add_noise_bad_upload_shows_message_and_keeps_working(user_models_dir):
     assert at.error and "image" in at.error[0].value.lower()
     # the page still renders the built-in sample meanwhile
     assert _image_urls(at)
+
+
+def test_shared_settings_are_also_the_widgets_defaults(user_models_dir):
+    # A value set through session state reaches the browser once; a browser that misses it
+    # falls back to the widget's default. So each shared setting is its widget's default too
+    # (an upload once reset "Number of steps T" to its minimum, 10, in a real browser).
+    at = AppTest.from_file(str(ROOT / "pages/1_Add_noise.py"), default_timeout=120)
+    at.session_state["lab_T"] = 700
+    at.session_state["lab_seed"] = 42
+    at.session_state["lab_schedule"] = "cosine"
+    at.session_state["lab_max_side"] = 256
+    at.session_state["lab_step"] = 123
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="w_noise_lab_T").proto.default == 700
+    assert at.number_input(key="w_noise_lab_seed").proto.default == 42
+    box = at.selectbox(key="w_noise_lab_schedule")
+    assert box.options[box.proto.default] == "cosine"
+    sizes = at.select_slider(key="w_noise_lab_max_side")
+    assert [sizes.options[int(i)] for i in sizes.proto.default] == ["256"]
+    assert list(at.slider(key="w_noise_lab_step").proto.default) == [123]
+    assert at.radio(key="w_noise_lab_source").proto.default == 0

@@ -38,19 +38,36 @@ def _copy_back(key: str, wk: str) -> None:
     st.session_state[key] = st.session_state[wk]
 
 
-def bind(key: str) -> dict:
+def bind(key: str, options=None, by_index: bool = False) -> dict:
     """Widget kwargs that tie a widget to the shared value ``st.session_state[key]``.
 
     Streamlit forgets (or mixes up) a widget's own state when the same control appears on
     several pages, so shared choices (image, seed, step, ...) live under plain keys and each
     page's widget gets a private key ``w_<page>_<key>``, refreshed from the shared value
     before it is drawn and copied back on change.
+
+    The widget's default (``value``, or ``index`` into ``options`` when ``by_index``) is the
+    shared value too. A value set through session state reaches the browser only once, and
+    a browser that missed it (a rerun came first) fell back to the default: an upload on
+    Add noise set "Number of steps T" to its minimum, 10. Pass ``options`` for choice
+    widgets; a shared value that is not among them leaves the first option as the default.
     """
     ss = st.session_state
     wk = f"w_{ss.get('_lab_scope', '')}_{key}"
     if ss.get(wk, _MISSING) != ss.get(key):
         ss[wk] = ss.get(key)
-    return {"key": wk, "on_change": _copy_back, "args": (key, wk)}
+    kw = {"key": wk, "on_change": _copy_back, "args": (key, wk)}
+    v = ss.get(key)
+    if options is not None:
+        options = list(options)
+        i = options.index(v) if v in options else 0
+        if by_index:
+            kw["index"] = i
+        elif options:
+            kw["value"] = options[i]
+    elif v is not None:
+        kw["value"] = v
+    return kw
 
 
 def _page_id() -> str:
@@ -117,10 +134,14 @@ def image_picker(container=None, key: str = "picker"):
     c = container or st.sidebar
     ss = st.session_state
     samples = list_samples()
-    c.radio("Image", ["sample", "upload"], **bind(K_SOURCE), horizontal=True,
+    c.radio("Image", ["sample", "upload"], **bind(K_SOURCE, ["sample", "upload"], True),
+            horizontal=True,
             format_func=lambda s: "Built-in sample" if s == "sample" else "Upload your own")
+    # everything that comes and goes with the source (uploader, its messages, the sample
+    # list) lives in one container, so the widgets drawn after it keep their place
+    slot = c.container()
     if ss[K_SOURCE] == "upload":
-        up = c.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES,
+        up = slot.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES,
                              key=f"{key}_uploader")
         if up is not None:
             data = up.getvalue()
@@ -136,13 +157,13 @@ def image_picker(container=None, key: str = "picker"):
                     ss["lab_upload_error"] = str(e)
                     ss["lab_upload_digest"] = digest
         if ss.get("lab_upload_error"):
-            c.error(ss["lab_upload_error"])
+            slot.error(ss["lab_upload_error"])
         if ss.get(K_UPLOAD) is None:
-            c.info("No upload yet: showing the built-in sample meanwhile.")
+            slot.info("No upload yet: showing the built-in sample meanwhile.")
     else:
-        c.selectbox("Sample", samples, **bind(K_SAMPLE),
+        slot.selectbox("Sample", samples, **bind(K_SAMPLE, samples, True),
                     format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
-    c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE))
+    c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE, SIZES))
     max_side = clamp_int(ss[K_SIZE], 32, 1024, 512)
     if ss[K_SOURCE] == "upload" and ss.get(K_UPLOAD) is not None:
         data = ss[K_UPLOAD]
