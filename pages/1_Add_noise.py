@@ -34,8 +34,8 @@ x0, label, notes = image_picker()
 sb = st.sidebar
 sb.selectbox("Noise schedule", SCHEDULES, **bind(K_SCHEDULE, SCHEDULES, True),
              help="\n\n".join(SCHEDULE_HELP.values()))
-sb.number_input("Number of steps T", T_MIN, T_MAX, **bind(K_T), step=50)
-sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED), step=1)
+sb.number_input("Number of steps T", T_MIN, T_MAX, **bind(K_T, lo=T_MIN, hi=T_MAX), step=50)
+sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED, lo=0), step=1)
 presenter = sb.toggle("Presenter mode (big picture, fewer words)", key="presenter")
 
 T = clamp_T(ss[K_T])
@@ -75,7 +75,7 @@ st.caption(
 @st.fragment
 def detail():
     st.subheader("Look closer at one step")
-    step = st.slider("Noise step", 0, T, **bind(K_STEP),
+    step = st.slider("Noise step", 0, T, **bind(K_STEP, lo=0, hi=T),
                      help="0 is the clean picture; T is (almost) pure noise.")
     step = clamp_int(step, 0, T, 0)
     a, b = mix_coefs(schedule, step)

@@ -32,6 +32,7 @@ from ui.state import (
     K_SIZE,
     K_STEP,
     K_T,
+    as_default,
     bind,
     clamp_int,
     image_picker,
@@ -90,7 +91,8 @@ def error_display(x0_hat: torch.Tensor, x0: torch.Tensor) -> np.ndarray:
 # ---------------------------------------------------------------- sidebar: setup
 sb = st.sidebar
 mode = sb.radio("Start from", [MODE_RESTORE, MODE_GENERATE], key="restore_mode",
-                persist_state=KEEP,
+                persist_state=KEEP, **as_default("restore_mode", [MODE_RESTORE, MODE_GENERATE],
+                                                 "index"),
                 format_func=lambda m: ("A noisy photo (restore)" if m == MODE_RESTORE
                                        else "Pure noise (generate)"))
 models = list_models()
@@ -121,6 +123,7 @@ model_key = f"restore_model_{mode}"
 if ss.get(model_key) not in names:
     ss[model_key] = names[0]
 sb.selectbox("Model", names, key=model_key, persist_state=KEEP,
+             **as_default(model_key, names, "index"),
              format_func=lambda n: next(m.label for m in choices if m.name == n))
 info = next(m for m in choices if m.name == ss[model_key])
 if info.card.get("error"):
@@ -134,9 +137,10 @@ dev_options = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 if ss.get("restore_device") not in dev_options:
     ss["restore_device"] = "auto"
 sb.selectbox("Device", dev_options, key="restore_device", persist_state=KEEP,
+             **as_default("restore_device", dev_options, "index"),
              format_func=lambda d: (f"auto: {device_label(pick_device('auto'))}" if d == "auto"
                                     else {"cpu": "CPU", "cuda": "GPU (CUDA)"}[d]))
-sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED), step=1,
+sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED, lo=0), step=1,
                 help="The same seed and picture size give the same noise as the Add-noise page.")
 
 # ---------------------------------------------------------------- main: what to run
@@ -184,6 +188,7 @@ ss.setdefault("restore_eta", 0.0)
 c1, c2, c3, c4 = st.columns([2.2, 1.4, 0.9, 0.9])
 if mode == MODE_RESTORE:
     c1.slider("Noise step to start from", 1, T, key="restore_step", persist_state=KEEP,
+              **as_default("restore_step", lo=1, hi=T),
               help="How noisy the picture is before the model cleans it (the same steps as "
                    "on the Add-noise page). Small = a grainy photo; large = almost nothing left.")
     step = clamp_int(ss["restore_step"], 1, T, 1)
@@ -194,12 +199,15 @@ else:
     step = T
     c1.markdown(f"**Start:** pure noise (step {T} of the {sched_name} schedule).")
 c2.selectbox("Sampler", list(SAMPLER_LABELS), key="restore_sampler", persist_state=KEEP,
+             **as_default("restore_sampler", SAMPLER_LABELS, "index"),
              format_func=lambda s: SAMPLER_LABELS[s])
 c3.number_input("Steps", 1, MAX_STEPS, key="restore_steps", step=1, persist_state=KEEP,
+                **as_default("restore_steps", lo=1, hi=MAX_STEPS),
                 help="Network calls on the way back (Heun uses two per step).")
 sampler = ss["restore_sampler"] if ss["restore_sampler"] in SAMPLER_LABELS else "ddim"
 if sampler == "ddim":
     c4.slider("eta", 0.0, 1.0, key="restore_eta", step=0.1, persist_state=KEEP,
+              **as_default("restore_eta", lo=0.0, hi=1.0),
               help="0: deterministic. 1: fresh noise at every step, like DDPM.")
 elif sampler in ("dpmpp_2m", "heun"):
     c4.caption("Visits the noise levels spaced as in Karras et al. (more of them near the "

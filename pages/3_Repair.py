@@ -57,7 +57,15 @@ from diffusion_core.repair import (  # noqa: E402
 from diffusion_core.restore import device_label, pick_device, psnr  # noqa: E402
 from diffusion_core.viz import to_display  # noqa: E402
 from ui.nav import sidebar_nav  # noqa: E402
-from ui.state import K_SEED, K_SOURCE, bind, clamp_int, image_picker, init_state  # noqa: E402
+from ui.state import (  # noqa: E402
+    K_SEED,
+    K_SOURCE,
+    as_default,
+    bind,
+    clamp_int,
+    image_picker,
+    init_state,
+)
 
 st.set_page_config(page_title="Repair · Diffusion Lab", page_icon="🩹", layout="wide")
 sidebar_nav()
@@ -77,15 +85,17 @@ ss.setdefault(K_PAINT_ROUND, 0)
 x_full, label, notes = image_picker()
 sb = st.sidebar
 sb.select_slider("Repair size (longest side, pixels)", REPAIR_SIZES, key=K_RSIZE,
+                 **as_default(K_RSIZE, REPAIR_SIZES),
                  help="The diffusion model runs many times per repair, so the picture is shrunk "
                       "to this size first. Small is quick; large needs patience (or a GPU).")
-sb.number_input("Seed (which random damage and noise)", 0, 2**31 - 1, **bind(K_SEED), step=1)
+sb.number_input("Seed (which random damage and noise)", 0, 2**31 - 1, **bind(K_SEED, lo=0),
+                step=1)
 photo_models = [m for m in list_models() if m.kind == "photo"] or list_models()
 model_names = [m.name for m in photo_models]
 if model_names:
     if ss.get(K_MODEL) not in model_names:
         ss[K_MODEL] = "natural" if "natural" in model_names else model_names[0]
-    sb.selectbox("Model", model_names, key=K_MODEL,
+    sb.selectbox("Model", model_names, key=K_MODEL, **as_default(K_MODEL, model_names, "index"),
                  format_func=lambda n: next((m.label for m in photo_models if m.name == n), n))
 size = clamp_int(ss[K_RSIZE], 32, 1024, 128)
 seed = clamp_int(ss[K_SEED], 0, 2**31 - 1, 0)

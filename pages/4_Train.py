@@ -12,7 +12,7 @@ from diffusion_core.registry import sanitize_name
 from diffusion_core.uploads import IMAGE_EXTS, ZIP_EXTS, ingest, list_images
 from diffusion_core.viz import grid_image
 from ui.nav import sidebar_nav
-from ui.state import clamp_int, init_state
+from ui.state import as_default, clamp_int, init_state
 
 st.set_page_config(page_title="Train · Diffusion Lab", page_icon="🏋️", layout="wide")
 sidebar_nav()
@@ -130,6 +130,7 @@ datasets = list(tj.DATASETS)
 if ss.get(K_DATASET) not in datasets:
     ss[K_DATASET] = "digits"
 st.radio("Pictures", datasets, key=K_DATASET, horizontal=True, persist_state=KEEP,
+         **as_default(K_DATASET, datasets, "index"),
          format_func=lambda d: tj.DATASETS[d], disabled=running)
 dataset = ss[K_DATASET] if ss[K_DATASET] in datasets else "digits"
 
@@ -193,6 +194,7 @@ keys = [p.key for p in presets]
 if ss.get(K_PRESET) not in keys:
     ss[K_PRESET] = next((p.key for p in presets if p.gpu == HAS_GPU), keys[0])
 st.radio("Preset", keys, key=K_PRESET, persist_state=KEEP, disabled=running,
+         **as_default(K_PRESET, keys, "index"),
          format_func=lambda k: tj.PRESETS[k].label)
 preset = tj.PRESETS[ss[K_PRESET] if ss[K_PRESET] in keys else keys[0]]
 st.caption(preset.blurb)
@@ -211,24 +213,33 @@ for k, key in ADV.items():
 with st.expander("Advanced settings"):
     a1, a2, a3 = st.columns(3)
     a1.number_input("Training steps", *tj.LIMITS["steps"], key=ADV["steps"], step=100,
+                    **as_default(ADV["steps"], lo=tj.LIMITS["steps"][0], hi=tj.LIMITS["steps"][1]),
                     persist_state=KEEP, disabled=running,
                     help="How many practice rounds. Each round is one batch of pictures.")
     a2.number_input("Batch size", *tj.LIMITS["batch"], key=ADV["batch"], step=8,
+                    **as_default(ADV["batch"], lo=tj.LIMITS["batch"][0], hi=tj.LIMITS["batch"][1]),
                     persist_state=KEEP, disabled=running,
                     help="Pictures per practice round: bigger is steadier but slower.")
     a3.number_input("Learning rate", *tj.LIMITS["lr"], key=ADV["lr"], step=1e-4,
+                    **as_default(ADV["lr"], lo=tj.LIMITS["lr"][0], hi=tj.LIMITS["lr"][1]),
                     format="%.5f", persist_state=KEEP, disabled=running,
                     help="How big each correction is. Too big and training goes wild.")
     b1, b2, b3 = st.columns(3)
     b1.selectbox("Model size", list(tj.MODEL_SIZES), key=ADV["size"], persist_state=KEEP,
+                 **as_default(ADV["size"], tj.MODEL_SIZES, "index"),
                  format_func=lambda s: tj.MODEL_SIZE_LABELS[s], disabled=running)
     b2.selectbox("Learning-rate schedule", list(tj.LR_SCHEDULES), key=ADV["schedule"],
+                 **as_default(ADV["schedule"], tj.LR_SCHEDULES, "index"),
                  persist_state=KEEP, format_func=lambda s: tj.LR_SCHEDULES[s],
                  disabled=running)
     b3.number_input("New samples every … steps", *tj.LIMITS["preview_every"],
-                    key=ADV["preview_every"], step=10, persist_state=KEEP, disabled=running)
+                    key=ADV["preview_every"], step=10, persist_state=KEEP, disabled=running,
+                    **as_default(ADV["preview_every"], lo=tj.LIMITS["preview_every"][0],
+                                 hi=tj.LIMITS["preview_every"][1]))
     if dataset != "digits":
         st.number_input("Crop size (pixels)", *tj.LIMITS["patch"], key=ADV["patch"], step=16,
+                        **as_default(ADV["patch"], lo=tj.LIMITS["patch"][0],
+                                     hi=tj.LIMITS["patch"][1]),
                         persist_state=KEEP, disabled=running,
                         help="Photos are cut into square crops of this size for practice.")
 
@@ -243,6 +254,7 @@ st.caption(
 st.header("3 · Name it and start")
 ss.setdefault(K_NAME, f"my-{dataset}")
 st.text_input("Name of your model", key=K_NAME, max_chars=60, persist_state=KEEP,
+              **as_default(K_NAME),
               disabled=running, help="Letters, digits, '-' and '_'; anything else becomes '-'.")
 name = sanitize_name(ss.get(K_NAME, ""))
 if name != ss.get(K_NAME):

@@ -21,7 +21,16 @@ from diffusion_core.steps_study import (
     planned_calls,
 )
 from ui.nav import sidebar_nav
-from ui.state import K_SCHEDULE, K_SEED, K_T, bind, clamp_int, image_picker, init_state
+from ui.state import (
+    K_SCHEDULE,
+    K_SEED,
+    K_T,
+    as_default,
+    bind,
+    clamp_int,
+    image_picker,
+    init_state,
+)
 
 st.set_page_config(page_title="Cost of steps · Diffusion Lab", page_icon="⏱️", layout="wide")
 sidebar_nav()
@@ -73,7 +82,7 @@ except ImageLoadError as e:
     st.error(f"The picture could not be loaded: {e}")
     st.stop()
 sb = st.sidebar
-sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED), step=1)
+sb.number_input("Seed (which noise is drawn)", 0, 2**31 - 1, **bind(K_SEED, lo=0), step=1)
 photo_models = [m for m in list_models() if m.kind == "photo"]
 
 st.title("Cost of steps: how many are enough?")
@@ -94,7 +103,8 @@ names = [m.name for m in photo_models]
 if ss.get("cost_model") not in names:
     ss["cost_model"] = "natural" if "natural" in names else names[0]
 if len(names) > 1:
-    sb.selectbox("Model", names, key="cost_model", persist_state=KEEP)
+    sb.selectbox("Model", names, key="cost_model", persist_state=KEEP,
+                 **as_default("cost_model", names, "index"))
 info = next(m for m in photo_models if m.name == ss["cost_model"])
 
 # ---------------------------------------------------------------- settings (clamped here)
@@ -111,18 +121,22 @@ ss["cost_steps"] = [k for k in (ss.get("cost_steps") or []) if k in STEP_CHOICES
 
 c1, c2 = st.columns(2)
 c1.select_slider("Picture size (pixels)", SIZES, key="cost_size", persist_state=KEEP,
+                 **as_default("cost_size", SIZES),
                  help="The longest side of the copy that is measured. Each step costs about "
                       "four times as much when the side doubles.")
 c2.select_slider("How noisy the start is", NOISES, key="cost_noise", persist_state=KEEP,
+                 **as_default("cost_noise", NOISES),
                  format_func=lambda v: f"σ {v}/255",
                  help="The noise on the 0–255 scale of the pixels: 25 is a grainy photo, "
                       "100 leaves only the rough shapes.")
 c3, c4 = st.columns(2)
 c3.multiselect("Samplers", list(SAMPLER_LABELS), key="cost_samplers", persist_state=KEEP,
+               **as_default("cost_samplers", SAMPLER_LABELS, "default"),
                format_func=lambda s: SHORT_NAMES.get(s, s),
                help="\n\n".join(f"**{SHORT_NAMES[s]}**: {SAMPLER_LABELS[s]}"
                                 for s in SAMPLER_LABELS))
-c4.multiselect("Numbers of steps to try", STEP_CHOICES, key="cost_steps", persist_state=KEEP)
+c4.multiselect("Numbers of steps to try", STEP_CHOICES, key="cost_steps", persist_state=KEEP,
+               **as_default("cost_steps", STEP_CHOICES, "default"))
 
 size = ss["cost_size"] if ss["cost_size"] in SIZES else 128
 noise_255 = ss["cost_noise"] if ss["cost_noise"] in NOISES else 50
@@ -253,6 +267,7 @@ st.success(plain_words_summary(rows))
 
 score = st.radio("Score each result against", ["original", "reference"], key="cost_score",
                  horizontal=True, persist_state=KEEP,
+                 **as_default("cost_score", ["original", "reference"], "index"),
                  format_func=lambda v: ("the original picture (PSNR)" if v == "original" else
                                         f"the {rows[0]['reference_steps']}-step DDIM result "
                                         "(agreement)"))

@@ -83,3 +83,23 @@ def test_shared_settings_are_also_the_widgets_defaults(user_models_dir):
     assert [sizes.options[int(i)] for i in sizes.proto.default] == ["256"]
     assert list(at.slider(key="w_noise_lab_step").proto.default) == [123]
     assert at.radio(key="w_noise_lab_source").proto.default == 0
+
+
+def test_page_settings_set_by_code_are_also_the_widgets_defaults(user_models_dir):
+    at = AppTest.from_file(str(ROOT / "pages/2_Restore.py"), default_timeout=120)
+    at.session_state["restore_steps"] = 40
+    at.session_state["restore_sampler"] = "heun"
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="restore_steps").proto.default == 40  # not the minimum, 1
+    box = at.selectbox(key="restore_sampler")
+    assert box.options[box.proto.default] == box.format_func("heun")
+    cost = AppTest.from_file(str(ROOT / "pages/6_Cost_of_steps.py"), default_timeout=120)
+    cost.session_state["cost_size"] = 192
+    cost.session_state["cost_steps"] = [2, 10]
+    cost.run()
+    assert not cost.exception
+    sizes = cost.select_slider(key="cost_size")
+    assert [sizes.options[int(i)] for i in sizes.proto.default] == ["192"]
+    steps = cost.multiselect(key="cost_steps")
+    assert sorted(steps.options[int(i)] for i in steps.proto.default) == ["10", "2"]

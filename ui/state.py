@@ -38,36 +38,55 @@ def _copy_back(key: str, wk: str) -> None:
     st.session_state[key] = st.session_state[wk]
 
 
-def bind(key: str, options=None, by_index: bool = False) -> dict:
+def as_default(key: str, options=None, arg: str = "value", lo=None, hi=None) -> dict:
+    """Widget kwargs that make the current ``st.session_state[key]`` the widget's default.
+
+    A value that code puts into session state reaches the browser only once; a browser that
+    missed it (a rerun came first, or the widget moved on the page) fell back to the
+    widget's own default: an upload on Add noise reset "Number of steps T" to its minimum,
+    10. With the default equal to the state, that fallback changes nothing.
+
+    ``arg``: "value" (number boxes, sliders, text), "index" (selectbox, radio; needs
+    ``options``) or "default" (multiselect; needs ``options``). Values outside
+    ``options`` or ``[lo, hi]`` give no default (the widget's own one stays); a number is
+    given the type of ``lo``, as Streamlit wants one numeric type per widget.
+    """
+    v = st.session_state.get(key)
+    if options is not None:
+        options = list(options)
+        if arg == "default":
+            return {"default": [o for o in (v or []) if o in options]}
+        if v not in options:
+            return {}
+        return {"index": options.index(v)} if arg == "index" else {"value": v}
+    if v is None:
+        return {}
+    if lo is not None:
+        try:
+            v = type(lo)(v)
+        except (TypeError, ValueError):
+            return {}
+        if v < lo or (hi is not None and v > hi):
+            return {}
+    return {arg: v}
+
+
+def bind(key: str, options=None, by_index: bool = False, lo=None, hi=None) -> dict:
     """Widget kwargs that tie a widget to the shared value ``st.session_state[key]``.
 
     Streamlit forgets (or mixes up) a widget's own state when the same control appears on
     several pages, so shared choices (image, seed, step, ...) live under plain keys and each
     page's widget gets a private key ``w_<page>_<key>``, refreshed from the shared value
-    before it is drawn and copied back on change.
-
-    The widget's default (``value``, or ``index`` into ``options`` when ``by_index``) is the
-    shared value too. A value set through session state reaches the browser only once, and
-    a browser that missed it (a rerun came first) fell back to the default: an upload on
-    Add noise set "Number of steps T" to its minimum, 10. Pass ``options`` for choice
-    widgets; a shared value that is not among them leaves the first option as the default.
+    before it is drawn and copied back on change. The shared value is also the widget's
+    default (see :func:`as_default`); pass ``options`` for choice widgets (``by_index`` for
+    selectbox and radio) and ``lo``/``hi`` for numbers.
     """
     ss = st.session_state
     wk = f"w_{ss.get('_lab_scope', '')}_{key}"
     if ss.get(wk, _MISSING) != ss.get(key):
         ss[wk] = ss.get(key)
     kw = {"key": wk, "on_change": _copy_back, "args": (key, wk)}
-    v = ss.get(key)
-    if options is not None:
-        options = list(options)
-        i = options.index(v) if v in options else 0
-        if by_index:
-            kw["index"] = i
-        elif options:
-            kw["value"] = options[i]
-    elif v is not None:
-        kw["value"] = v
-    return kw
+    return kw | as_default(key, options, "index" if by_index else "value", lo, hi)
 
 
 def _page_id() -> str:
