@@ -184,9 +184,9 @@ def _edge_chroma(y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     its brightness edges, as an object's colour ends where the object does.
 
     The crop's brightness, smoothed so that fine texture keeps one colour, is cut into 2-6
-    bands at random quantiles; each connected region
-    of a band is one "object" and gets one colour: its band's colour plus a smaller
-    colour of its own. A slight blur (a camera's demosaicing) and a smooth field on top.
+    bands at random quantiles; each connected region of a band is one "object" and gets one
+    colour: its band's colour plus a smaller colour of its own. A slight blur (a camera's
+    demosaicing) and a smooth field go on top.
     """
     from scipy import ndimage
 
@@ -199,7 +199,8 @@ def _edge_chroma(y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     n = 0
     for b in range(k):
         lab, m = ndimage.label(bands == b)
-        regions[lab > 0] = lab[lab > 0] + n
+        inside = lab > 0
+        regions[inside] = lab[inside] + n
         n += m
     spread = float(torch.empty(1).uniform_(0.01, 0.08, generator=g))
     band_colour = torch.randn(k, 2, generator=g) * spread

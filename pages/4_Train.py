@@ -210,18 +210,26 @@ ss["train_adv_for"] = preset.key
 for k, key in ADV.items():
     ss.setdefault(key, defaults[k])
 
+
+
+def adv_default(k: str) -> dict:
+    """The advanced setting ``k`` as its number box's default, within the server's bounds."""
+    lo, hi = tj.LIMITS[k]
+    return as_default(ADV[k], lo=lo, hi=hi)
+
+
 with st.expander("Advanced settings"):
     a1, a2, a3 = st.columns(3)
     a1.number_input("Training steps", *tj.LIMITS["steps"], key=ADV["steps"], step=100,
-                    **as_default(ADV["steps"], lo=tj.LIMITS["steps"][0], hi=tj.LIMITS["steps"][1]),
+                    **adv_default("steps"),
                     persist_state=KEEP, disabled=running,
                     help="How many practice rounds. Each round is one batch of pictures.")
     a2.number_input("Batch size", *tj.LIMITS["batch"], key=ADV["batch"], step=8,
-                    **as_default(ADV["batch"], lo=tj.LIMITS["batch"][0], hi=tj.LIMITS["batch"][1]),
+                    **adv_default("batch"),
                     persist_state=KEEP, disabled=running,
                     help="Pictures per practice round: bigger is steadier but slower.")
     a3.number_input("Learning rate", *tj.LIMITS["lr"], key=ADV["lr"], step=1e-4,
-                    **as_default(ADV["lr"], lo=tj.LIMITS["lr"][0], hi=tj.LIMITS["lr"][1]),
+                    **adv_default("lr"),
                     format="%.5f", persist_state=KEEP, disabled=running,
                     help="How big each correction is. Too big and training goes wild.")
     b1, b2, b3 = st.columns(3)
@@ -234,12 +242,10 @@ with st.expander("Advanced settings"):
                  disabled=running)
     b3.number_input("New samples every … steps", *tj.LIMITS["preview_every"],
                     key=ADV["preview_every"], step=10, persist_state=KEEP, disabled=running,
-                    **as_default(ADV["preview_every"], lo=tj.LIMITS["preview_every"][0],
-                                 hi=tj.LIMITS["preview_every"][1]))
+                    **adv_default("preview_every"))
     if dataset != "digits":
         st.number_input("Crop size (pixels)", *tj.LIMITS["patch"], key=ADV["patch"], step=16,
-                        **as_default(ADV["patch"], lo=tj.LIMITS["patch"][0],
-                                     hi=tj.LIMITS["patch"][1]),
+                        **adv_default("patch"),
                         persist_state=KEEP, disabled=running,
                         help="Photos are cut into square crops of this size for practice.")
 

@@ -160,8 +160,8 @@ def image_picker(container=None, key: str = "picker"):
     # list) lives in one container, so the widgets drawn after it keep their place
     slot = c.container()
     if ss[K_SOURCE] == "upload":
-        up = slot.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)", type=UPLOAD_TYPES,
-                             key=f"{key}_uploader")
+        up = slot.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)",
+                                type=UPLOAD_TYPES, key=f"{key}_uploader")
         if up is not None:
             data = up.getvalue()
             digest = hashlib.sha256(data).hexdigest()
@@ -181,7 +181,7 @@ def image_picker(container=None, key: str = "picker"):
             slot.info("No upload yet: showing the built-in sample meanwhile.")
     else:
         slot.selectbox("Sample", samples, **bind(K_SAMPLE, samples, True),
-                    format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
+                       format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
     c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE, SIZES))
     max_side = clamp_int(ss[K_SIZE], 32, 1024, 512)
     if ss[K_SOURCE] == "upload" and ss.get(K_UPLOAD) is not None:
