@@ -403,8 +403,8 @@ with tab_clean:
         fast = m1.checkbox(
             "Fast CPU mode (8-bit)", key="repair_int8",
             help="Runs the network with 8-bit integer arithmetic instead of 32-bit floats: "
-                 "about 2-3 times faster on a CPU with 8-bit instructions (VNNI), and within "
-                 "about 0.1 dB of the full-precision result on the benchmark photos. The "
+                 "about 2 times faster on a CPU with 8-bit instructions (VNNI), and within "
+                 "about 0.05 dB of the full-precision result on the benchmark photos. The "
                  "first run at a new noise level takes a second or two longer (it measures "
                  "the network's value ranges on a few built-in photos).")
     dsettings = (digest, kind, amount, seed, round(sigma, 6), mode, dsteps, ss.get(K_MODEL),

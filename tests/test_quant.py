@@ -81,9 +81,10 @@ def test_int8_is_quantized_and_close_to_float(shipped):
     assert psnr(i8.clamp(-1, 1), f32.clamp(-1, 1)) > 40  # int8 vs float outputs
 
 
-def test_float_head_and_additions_bring_int8_closer_to_float(shipped):
-    # against int8 everywhere but the tail: the default (float32 head) and the float32
-    # residual additions bring the output nearer the float model's, on a noisy photo crop
+def test_each_float_part_brings_int8_closer_to_float(shipped):
+    # int8 everywhere but the tail, then the float32 head, then float32 additions, then the
+    # default (also the last block's second convolution in float32): each step brings the
+    # output nearer the float model's, on a noisy photo crop
     sigma = 2 * 25 / 255
     net = shipped.net
     x0 = _photo(96)[None]
@@ -92,12 +93,30 @@ def test_float_head_and_additions_bring_int8_closer_to_float(shipped):
         f32 = shipped(y, torch.tensor([sigma]))
         z, hw = quant.body_input(net, y, sigma)
         errs = {}
-        for name, kw in (("default", {}), ("float adds", dict(float_adds=True)),
-                         ("tail only", dict(float_layers=("tail",), float_adds=False))):
+        for name, kw in (("tail only", dict(float_layers=("tail",), float_adds=False)),
+                         ("head", dict(float_layers=("head", "tail"), float_adds=False)),
+                         ("head, adds", dict(float_layers=("head", "tail"), float_adds=True)),
+                         ("default", {})):
             q = quant.quantize_body(net, sigma, **kw)
             errs[name] = (quant.body_output(q(z), y, sigma, hw) - f32).pow(2).mean().item()
-    assert errs["default"] < errs["tail only"], errs
-    assert errs["float adds"] < 0.6 * errs["tail only"], errs
+    assert errs["head"] < errs["tail only"], errs
+    assert errs["head, adds"] < 0.6 * errs["tail only"], errs
+    assert errs["default"] < errs["head, adds"], errs
+
+
+def test_last_block_names_and_default_float_layers():
+    net = _random_net()  # blocks (1, 1, 2): the decoder has two groups of one block
+    body = quant.FixedSigmaBody(net, 0.0)
+    assert body.layer_name("last.conv2") == "dec.1.0.conv2"
+    assert body.layer_name("last.conv1") == "dec.1.0.conv1"
+    assert body.layer_name("head") == "head"
+    q = quant.quantize_body(net, 0.2, quant.calibration_pictures(3, 32, 2))
+    mods = dict(q.named_modules())
+    assert set(quant.FLOAT_LAYERS) == {"head", "tail", "last.conv2"} and quant.FLOAT_ADDS
+    for name in ("head", "tail", "dec.1.0.conv2"):
+        assert type(mods[name]) is torch.nn.Conv2d, (name, type(mods[name]))
+    assert "quantized" in type(mods["dec.1.0.conv1"]).__module__  # its neighbour is int8
+    assert "quantized" in type(mods["enc.0.0.conv2"]).__module__
 
 
 def test_seven_bit_activations_also_work(shipped):
