@@ -211,7 +211,6 @@ for k, key in ADV.items():
     ss.setdefault(key, defaults[k])
 
 
-
 def adv_default(k: str) -> dict:
     """The advanced setting ``k`` as its number box's default, within the server's bounds."""
     lo, hi = tj.LIMITS[k]
