@@ -49,7 +49,7 @@ def denoise(quick: bool) -> int:
         if not quick:
             files.append(out)
     if files:
-        from diffusion_core.evaluate import update_card
+        from diffusion_core.tasks.evaluate import update_card
 
         update_card(ROOT / "models" / "natural", files)
         print("updated models/natural/card.json from", ", ".join(str(f) for f in files))
@@ -61,7 +61,7 @@ def digits(quick: bool) -> int:
     rc = run([sys.executable, "-m", "diffusion_core", "evaluate", "digits",
               "--n", "200" if quick else "1000", "--json", str(out)])
     if not quick and out.exists():
-        from diffusion_core.evaluate import update_card
+        from diffusion_core.tasks.evaluate import update_card
 
         update_card(ROOT / "models" / "digits", [out])
     return rc

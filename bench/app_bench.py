@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: bench/app_bench.py
     sys.path.insert(0, str(ROOT))
-from diffusion_core.cpuinfo import cpu_model  # noqa: E402
+from diffusion_core.system.cpuinfo import cpu_model  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PARTS = ["server", "browser", "model", "big"]
@@ -117,7 +117,7 @@ _LOAD_CHILD = r"""
 import json, time
 t0 = time.perf_counter()
 import torch  # noqa: F401
-from diffusion_core import registry
+from diffusion_core.models import registry
 t1 = time.perf_counter()
 info = registry.find_model("natural")
 t2 = time.perf_counter()
@@ -131,12 +131,12 @@ print(json.dumps({"import_s": t1 - t0, "find_s": t2 - t1, "load_verified_s": t3 
 
 _BIG_CHILD = r"""
 import json, resource, sys, time, torch
-from diffusion_core.forward import step_for_sigma
-from diffusion_core.images import load_sample
-from diffusion_core.registry import load_denoiser
-from diffusion_core.restore import restore
-from diffusion_core.schedules import make_schedule
-from diffusion_core.tiling import maybe_tiled
+from diffusion_core.maths.forward import step_for_sigma
+from diffusion_core.media.images import load_sample
+from diffusion_core.models.registry import load_denoiser
+from diffusion_core.tasks.restore import restore
+from diffusion_core.maths.schedules import make_schedule
+from diffusion_core.tasks.tiling import maybe_tiled
 size, steps, tiled = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def status(key):
@@ -170,7 +170,7 @@ peaks.append(rss())
 sampling_adds = status("VmHWM") - base if reset else None
 base2 = status("VmRSS")
 reset_peak()
-from diffusion_core.restore import psnr, ssim
+from diffusion_core.tasks.restore import psnr, ssim
 noisy = res.start * (1 + float(sched.sigmas[step - 1]) ** 2) ** 0.5
 scores = {"psnr": psnr(res.final, x), "ssim": ssim(res.final, x), "noisy_psnr": psnr(noisy, x)}
 peaks.append(rss())
@@ -337,7 +337,7 @@ def markdown(d: dict) -> str:
         row("model load: `registry.load_denoiser` with the sha256 check (fresh process)",
             f"{ml['load_verified_s']:.2f} s", ml["load"])
         row("model load without the check", f"{ml['load_unverified_s']:.2f} s", ml["load"])
-        row("imports (torch + diffusion_core.registry)", f"{ml['import_s']:.2f} s", ml["load"])
+        row("imports (torch + diffusion_core.models.registry)", f"{ml['import_s']:.2f} s", ml["load"])
     elif "error" in ml:
         row("model load", f"failed: {ml['error']}", ml.get("load", []))
     for big in d.get("big", []):

@@ -2,7 +2,7 @@
 
 The same command as the ``app_server`` fixture in tests/conftest.py, plus what a load test
 needs to see: the server's process id (for its memory in ``/proc/<pid>/status``), its log,
-and the counters file of :mod:`diffusion_core.counters` (model loads, restore threads
+and the counters file of :mod:`diffusion_core.system.counters` (model loads, restore threads
 alive, abandoned runs), switched on through ``DIFFUSION_LAB_STATS_FILE``.
 
     with live_server(tmp_dir, {"DIFFUSION_LAB_ORPHAN_GRACE_S": "2"}) as srv:

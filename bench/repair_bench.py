@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from diffusion_core.images import SAMPLES, load_sample  # noqa: E402
-from diffusion_core.masks import mask_fraction, preset_mask  # noqa: E402
-from diffusion_core.registry import find_model, get_denoiser  # noqa: E402
-from diffusion_core.repair import (  # noqa: E402
+from diffusion_core.media.images import SAMPLES, load_sample  # noqa: E402
+from diffusion_core.media.masks import mask_fraction, preset_mask  # noqa: E402
+from diffusion_core.models.registry import find_model, get_denoiser  # noqa: E402
+from diffusion_core.tasks.repair import (  # noqa: E402
     add_noise,
     blind_denoise,
     denoise_nlm,
@@ -46,7 +46,7 @@ from diffusion_core.repair import (  # noqa: E402
     sigma_from_255,
     sigma_to_255,
 )
-from diffusion_core.restore import device_label, pick_device, psnr  # noqa: E402
+from diffusion_core.tasks.restore import device_label, pick_device, psnr  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "repair.md"
 

@@ -11,7 +11,7 @@ Sections:
 
 * ``scrubber``: server time to build the Add-noise page's in-browser scrubber (512x512).
 * ``denoiser``: one denoiser call (= one sampler step) at 256, 512 and 1024 px: fp32,
-  channels_last, bf16 autocast and the 8-bit path at a fixed sigma (``diffusion_core.quant``),
+  channels_last, bf16 autocast and the 8-bit path at a fixed sigma (``diffusion_core.models.quant``),
   with 1 and 2 threads (CUDA rows when there is a GPU);
   FLOPs per call (``torch.utils.flop_counter``) against this machine's fp32 matmul rate.
 * ``samplers``: PSNR against the number of steps for every sampler from a fixed start
@@ -45,16 +45,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from diffusion_core.cpuinfo import cpu_flags, cpu_model  # noqa: E402
-from diffusion_core.forward import draw_noise, step_for_sigma  # noqa: E402
-from diffusion_core.images import load_sample  # noqa: E402
-from diffusion_core.registry import get_denoiser  # noqa: E402
-from diffusion_core.restore import psnr, restore, ssim  # noqa: E402
-from diffusion_core.samplers import SAMPLERS, schedule_sigmas  # noqa: E402
-from diffusion_core.schedules import make_schedule  # noqa: E402
-from diffusion_core.scrubber import encode_image, encode_noise, scrubber_html  # noqa: E402
-from diffusion_core.steps_study import SHORT_NAMES, sampler_vs_steps  # noqa: E402
-from diffusion_core.tiling import TiledDenoiser, maybe_tiled  # noqa: E402
+from diffusion_core.maths.forward import draw_noise, step_for_sigma  # noqa: E402
+from diffusion_core.maths.samplers import SAMPLERS, schedule_sigmas  # noqa: E402
+from diffusion_core.maths.schedules import make_schedule  # noqa: E402
+from diffusion_core.media.images import load_sample  # noqa: E402
+from diffusion_core.models.registry import get_denoiser  # noqa: E402
+from diffusion_core.system.cpuinfo import cpu_flags, cpu_model  # noqa: E402
+from diffusion_core.tasks.restore import psnr, restore, ssim  # noqa: E402
+from diffusion_core.tasks.steps_study import SHORT_NAMES, sampler_vs_steps  # noqa: E402
+from diffusion_core.tasks.tiling import TiledDenoiser, maybe_tiled  # noqa: E402
+from ui.scrubber import encode_image, encode_noise, scrubber_html  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SECTIONS = ["scrubber", "denoiser", "samplers", "e2e", "tiling"]
@@ -72,14 +72,14 @@ def bf16_support() -> dict:
 
 
 def _app_bf16() -> bool:
-    from diffusion_core.precond import cpu_has_fast_bf16
+    from diffusion_core.maths.precond import cpu_has_fast_bf16
 
     return cpu_has_fast_bf16()
 
 
 def model_stamp() -> dict:
     """Which weights were measured (the model can be retrained between runs)."""
-    from diffusion_core.registry import find_model
+    from diffusion_core.models.registry import find_model
 
     info = find_model(MODEL)
     return {"name": MODEL, "sha256": str(info.card.get("sha256", ""))[:12],
@@ -219,7 +219,7 @@ def bench_denoiser(quick: bool) -> dict:
         "channels_last": lambda y: den_cl(y, 0.2),
         "bf16 autocast": lambda y: _bf16(den, y),
     }
-    from diffusion_core.quant import Int8Denoiser, int8_supported
+    from diffusion_core.models.quant import Int8Denoiser, int8_supported
 
     if int8_supported(den)[0]:  # the 8-bit path for one known sigma, built before timing
         den8 = Int8Denoiser(den)
@@ -483,8 +483,8 @@ def bench_e2e(quick: bool) -> dict:
 
 _CHILD = r"""
 import json, resource, sys, time, torch
-from diffusion_core.registry import load_denoiser
-from diffusion_core.tiling import TiledDenoiser
+from diffusion_core.models.registry import load_denoiser
+from diffusion_core.tasks.tiling import TiledDenoiser
 size, tile, overlap = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 def status(key):
     for line in open("/proc/self/status"):

@@ -32,7 +32,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def _child(name: str, preset: str, overrides: dict) -> int:
     """Run a Train-page job and print ``step N`` lines until it ends (or is killed)."""
-    from diffusion_core import train_jobs
+    from diffusion_core.training import train_jobs
 
     res = train_jobs.start_training(name, preset, overrides or None)
     if not res.ok:
@@ -54,7 +54,7 @@ def kill_and_resume(models_dir: str | Path, preset: str = "digits",
                     name: str = "killed", timeout_s: float = 900) -> dict:
     """Start a job in a child process, SIGKILL it once it has passed ``kill_at`` of its
     steps, then resume it in this process. Returns the figures (see the module doc)."""
-    from diffusion_core import train_jobs
+    from diffusion_core.training import train_jobs
 
     models_dir = Path(models_dir)
     os.environ["DIFFUSION_LAB_USER_MODELS"] = str(models_dir)
@@ -125,7 +125,7 @@ def main() -> int:
         return _child(a.name, a.preset, json.loads(a.overrides))
     tmp = tempfile.mkdtemp(prefix="lab-kill-")
     r = kill_and_resume(tmp, a.preset, json.loads(a.overrides), a.kill_at, a.name)
-    from diffusion_core.evaluate import evaluate_digits
+    from diffusion_core.tasks.evaluate import evaluate_digits
 
     if r["resumed_state"] == "done" and a.preset.startswith("digits"):
         c = evaluate_digits(model=a.name, n=1000)

@@ -1,6 +1,6 @@
 """Train-page presets, timed end to end through the page's own code path.
 
-Starts the preset with ``diffusion_core.train_jobs.start_training`` (the background job the
+Starts the preset with ``diffusion_core.training.train_jobs.start_training`` (the background job the
 Train page runs, with its thread choice), waits for it, and then runs the digits classifier
 check on the model it exported. Writes bench/results/train_preset.{md,json}.
 
@@ -41,8 +41,8 @@ def main() -> int:
     os.environ["DIFFUSION_LAB_USER_MODELS"] = tmp
     import torch
 
-    from diffusion_core import train_jobs
-    from diffusion_core.evaluate import evaluate_digits
+    from diffusion_core.tasks.evaluate import evaluate_digits
+    from diffusion_core.training import train_jobs
 
     p = train_jobs.PRESETS[a.preset]
     overrides = {"steps": a.steps} if a.steps else None

@@ -4,10 +4,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from diffusion_core.forward import draw_noise, mix_coefs, sigma_at_step, strip_steps, x_at_step
-from diffusion_core.schedules import SCHEDULES, T_MAX, T_MIN, clamp_T, make_schedule
-from diffusion_core.scrubber import scrubber_html
-from diffusion_core.viz import (
+from diffusion_core.maths.forward import draw_noise, mix_coefs, sigma_at_step, strip_steps, x_at_step
+from diffusion_core.maths.schedules import SCHEDULES, T_MAX, T_MIN, clamp_T, make_schedule
+from diffusion_core.media.viz import (
     histogram,
     noise_display,
     normal_pdf,
@@ -16,6 +15,7 @@ from diffusion_core.viz import (
     to_display,
 )
 from ui.nav import sidebar_nav
+from ui.scrubber import scrubber_html
 from ui.state import K_SCHEDULE, K_SEED, K_STEP, K_T, bind, clamp_int, image_picker, init_state
 
 st.set_page_config(page_title="Add noise · Diffusion Lab", page_icon="🌫️", layout="wide")

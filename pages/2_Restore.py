@@ -7,7 +7,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from diffusion_core.export import (
+from diffusion_core.jobs.restore_jobs import RestoreJob, planned_steps
+from diffusion_core.maths.forward import draw_noise, sigma_at_step, step_for_sigma, x_at_step
+from diffusion_core.maths.samplers import SAMPLER_LABELS
+from diffusion_core.maths.schedules import SCHEDULES, clamp_T, make_schedule
+from diffusion_core.media.export import (
     frames_gif,
     frames_mp4,
     image_png,
@@ -16,14 +20,10 @@ from diffusion_core.export import (
     restore_animation_frames,
     strip_png,
 )
-from diffusion_core.forward import draw_noise, sigma_at_step, step_for_sigma, x_at_step
-from diffusion_core.images import ImageLoadError
-from diffusion_core.registry import ModelLoadError, get_denoiser, list_models
-from diffusion_core.restore import MAX_STEPS, device_label, pick_device
-from diffusion_core.restore_jobs import RestoreJob, planned_steps
-from diffusion_core.samplers import SAMPLER_LABELS
-from diffusion_core.schedules import SCHEDULES, clamp_T, make_schedule
-from diffusion_core.viz import noise_display, to_display
+from diffusion_core.media.images import ImageLoadError
+from diffusion_core.media.viz import noise_display, to_display
+from diffusion_core.models.registry import ModelLoadError, get_denoiser, list_models
+from diffusion_core.tasks.restore import MAX_STEPS, device_label, pick_device
 from ui.nav import sidebar_nav
 from ui.session import session_alive_check
 from ui.state import (

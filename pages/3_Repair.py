@@ -1,7 +1,7 @@
 """Repair: fill in damaged regions (inpainting) and clean up noisy photos and scans.
 
-Layout and wording only: the repair itself lives in ``diffusion_core.repair`` and
-``diffusion_core.masks``.
+Layout and wording only: the repair itself lives in ``diffusion_core.tasks.repair`` and
+``diffusion_core.media.masks``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # when this page is run on its own (tests, `streamlit run`)
     sys.path.insert(0, str(ROOT))
 
-from diffusion_core.forward import sigma_at_step  # noqa: E402
-from diffusion_core.masks import (  # noqa: E402
+from diffusion_core.maths.forward import sigma_at_step  # noqa: E402
+from diffusion_core.media.masks import (  # noqa: E402
     PRESETS,
     MaskError,
     load_mask,
@@ -31,13 +31,14 @@ from diffusion_core.masks import (  # noqa: E402
     preset_mask,
     selection_mask,
 )
-from diffusion_core.registry import (  # noqa: E402
+from diffusion_core.media.viz import to_display  # noqa: E402
+from diffusion_core.models.registry import (  # noqa: E402
     ModelLoadError,
     get_denoiser,
     get_int8_denoiser,
     list_models,
 )
-from diffusion_core.repair import (  # noqa: E402
+from diffusion_core.tasks.repair import (  # noqa: E402
     DENOISE_MODES,
     add_noise,
     blind_denoise,
@@ -54,8 +55,7 @@ from diffusion_core.repair import (  # noqa: E402
     sigma_to_255,
     step_for_noise,
 )
-from diffusion_core.restore import device_label, pick_device, psnr  # noqa: E402
-from diffusion_core.viz import to_display  # noqa: E402
+from diffusion_core.tasks.restore import device_label, pick_device, psnr  # noqa: E402
 from ui.nav import sidebar_nav  # noqa: E402
 from ui.state import (  # noqa: E402
     K_SEED,
@@ -174,7 +174,7 @@ with tab_fill:
             from PIL import Image
             from streamlit_drawable_canvas import st_canvas
 
-            from diffusion_core.masks import mask_from_drawing
+            from diffusion_core.media.masks import mask_from_drawing
 
             brush = clamp_int(st.slider("Brush size", 2, 40, 12, key="repair_brush"), 2, 40, 12)
             scale = max(1, 480 // max(H, W))

@@ -7,10 +7,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from diffusion_core import train_jobs as tj
-from diffusion_core.registry import sanitize_name
-from diffusion_core.uploads import IMAGE_EXTS, ZIP_EXTS, ingest, list_images
-from diffusion_core.viz import grid_image
+from diffusion_core.media.uploads import IMAGE_EXTS, ZIP_EXTS, ingest, list_images
+from diffusion_core.media.viz import grid_image
+from diffusion_core.models.registry import sanitize_name
+from diffusion_core.training import train_jobs as tj
 from ui.nav import sidebar_nav
 from ui.state import as_default, clamp_int, init_state
 

@@ -7,13 +7,13 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from diffusion_core.forward import sigma_at_step, step_for_sigma
-from diffusion_core.images import ImageLoadError
-from diffusion_core.registry import ModelLoadError, get_denoiser, list_models
-from diffusion_core.restore import MAX_STEPS, device_label, pick_device
-from diffusion_core.samplers import SAMPLER_LABELS
-from diffusion_core.schedules import SCHEDULES, clamp_T, make_schedule
-from diffusion_core.steps_study import (
+from diffusion_core.maths.forward import sigma_at_step, step_for_sigma
+from diffusion_core.maths.samplers import SAMPLER_LABELS
+from diffusion_core.maths.schedules import SCHEDULES, clamp_T, make_schedule
+from diffusion_core.media.images import ImageLoadError
+from diffusion_core.models.registry import ModelLoadError, get_denoiser, list_models
+from diffusion_core.tasks.restore import MAX_STEPS, device_label, pick_device
+from diffusion_core.tasks.steps_study import (
     SHORT_NAMES,
     StudyJob,
     effective_steps,

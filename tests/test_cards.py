@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffusion_core.registry import ModelInfo, ModelLoadError, list_models, load_denoiser, sha256_file
+from diffusion_core.models.registry import ModelInfo, ModelLoadError, list_models, load_denoiser, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIRS = sorted(p for p in (ROOT / "models").iterdir() if (p / "card.json").exists())

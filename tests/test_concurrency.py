@@ -2,7 +2,7 @@
 
 A private server (bench/live_server.py: the conftest command plus a counters file) so that
 the test can see what the server process did: how often it read the model from disk
-(diffusion_core.counters) and how much memory it used (/proc/<pid>/status). The bigger
+(diffusion_core.system.counters) and how much memory it used (/proc/<pid>/status). The bigger
 version of this is bench/load_bench.py.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from diffusion_core.data import PatchSampler, Source, _edge_chroma, _smooth_chroma
+from diffusion_core.training.data import PatchSampler, Source, _edge_chroma, _smooth_chroma
 
 
 def _step_image(P=96):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from diffusion_core.evaluate import evaluate_denoise
+from diffusion_core.tasks.evaluate import evaluate_denoise
 
 
 def _pics(folder, seed=0):

@@ -15,7 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core.export import (
+from diffusion_core.maths.forward import x_at_step
+from diffusion_core.maths.schedules import make_schedule
+from diffusion_core.media.export import (
     fit_size,
     forward_steps,
     frames_gif,
@@ -27,11 +29,9 @@ from diffusion_core.export import (
     strip_png,
     write_restore_animation,
 )
-from diffusion_core.forward import x_at_step
-from diffusion_core.images import load_image, sample_path
-from diffusion_core.registry import get_denoiser
-from diffusion_core.restore import restore
-from diffusion_core.schedules import make_schedule
+from diffusion_core.media.images import load_image, sample_path
+from diffusion_core.models.registry import get_denoiser
+from diffusion_core.tasks.restore import restore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Tests for diffusion_core.images: formats, modes, orientation, limits, helpers, samples."""
+"""Tests for diffusion_core.media.images: formats, modes, orientation, limits, helpers, samples."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from diffusion_core import images
-from diffusion_core.images import (
+from diffusion_core.media import images
+from diffusion_core.media.images import (
     ImageLoadError,
     LoadedImage,
     from_uint8,

@@ -13,9 +13,9 @@ diffusers = pytest.importorskip("diffusers")
 def test_tiny_unet2dmodel_folder_loads_as_a_model(tmp_path, monkeypatch):
     from diffusers import DDPMScheduler, UNet2DModel
 
-    from diffusion_core.registry import find_model, list_models, load_denoiser
-    from diffusion_core.restore import restore
-    from diffusion_core.schedules import make_schedule
+    from diffusion_core.maths.schedules import make_schedule
+    from diffusion_core.models.registry import find_model, list_models, load_denoiser
+    from diffusion_core.tasks.restore import restore
 
     torch.manual_seed(0)
     unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,

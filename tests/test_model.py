@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.nets import DenoiserUNet, build_network
-from diffusion_core.precond import EDMDenoiser, c_in, c_noise, c_out, c_skip, edm_loss
-from diffusion_core.train import TrainConfig, train
+from diffusion_core.maths.precond import EDMDenoiser, c_in, c_noise, c_out, c_skip, edm_loss
+from diffusion_core.models.nets import DenoiserUNet, build_network
+from diffusion_core.training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_NET = {"in_channels": 3, "base": 8, "mults": [1, 2], "blocks": [1, 1], "emb_dim": 16}
@@ -72,7 +72,7 @@ def _tiny_cfg(**kw) -> TrainConfig:
 
 def _fixed_batch_loss(net, cfg):
     """Loss on one fixed batch drawn from the training distribution (fixed seed)."""
-    from diffusion_core.train import make_batch_source
+    from diffusion_core.training.train import make_batch_source
 
     fn, _ = make_batch_source(cfg, log=lambda *_: None)
     g = torch.Generator().manual_seed(12345)
@@ -84,14 +84,14 @@ def _fixed_batch_loss(net, cfg):
 
 
 def test_training_smoke_lowers_loss(tmp_path, monkeypatch):
-    import diffusion_core.data as data
+    import diffusion_core.training.data as data
 
     monkeypatch.setattr(data, "dead_leaves", _fast_leaves(data.dead_leaves))
     cfg = _tiny_cfg(steps=60, ema_decay=0.8, p_focus=1.0, focus_lo=0.2, focus_hi=0.4)
     torch.manual_seed(cfg.seed)
     before = _fixed_batch_loss(build_network(cfg.net), cfg)
     train(cfg, tmp_path / "run", log=lambda *_: None)
-    from diffusion_core.registry import ModelInfo, load_denoiser
+    from diffusion_core.models.registry import ModelInfo, load_denoiser
 
     info = ModelInfo("tiny", tmp_path / "run" / "export", "user",
                      json.loads((tmp_path / "run" / "export" / "card.json").read_text()))
@@ -130,7 +130,7 @@ def _assert_same_checkpoints(dir_a, dir_b, steps: int) -> None:
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
-    import diffusion_core.data as data
+    import diffusion_core.training.data as data
 
     monkeypatch.setattr(data, "dead_leaves", _fast_leaves(data.dead_leaves))
     cfg = _tiny_cfg(steps=12)
@@ -145,7 +145,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
 def test_loader_processes_give_the_same_training(tmp_path, monkeypatch):
     # batches built by 2 loader processes (in step order) train exactly what the
     # in-process batches train, also across a stop and a resume
-    import diffusion_core.data as data
+    import diffusion_core.training.data as data
 
     monkeypatch.setattr(data, "dead_leaves", _fast_leaves(data.dead_leaves))
     train(_tiny_cfg(steps=9), tmp_path / "a", log=lambda *_: None)
@@ -154,7 +154,7 @@ def test_loader_processes_give_the_same_training(tmp_path, monkeypatch):
     train(cfg, tmp_path / "b", resume=True, log=lambda *_: None)
     _assert_same_checkpoints(tmp_path / "a", tmp_path / "b", 9)
     # and the batches really differ from step to step (not one batch repeated)
-    from diffusion_core.train import _batches, make_batch_source
+    from diffusion_core.training.train import _batches, make_batch_source
 
     fn, _ = make_batch_source(cfg, log=lambda *_: None)
     it = _batches(cfg, fn, 0, 0, pin=False)
@@ -211,9 +211,9 @@ def test_torchrun_gloo_two_ranks_identical_weights(tmp_path):
 def test_cpu_speed_options_keep_the_numbers(monkeypatch):
     """channels-last and bf16 autocast change speed, not results: fp32 channels-last agrees
     to float rounding; bf16 to about 50 dB; the preconditioning identities still hold."""
-    from diffusion_core import registry
-    from diffusion_core.precond import cpu_has_fast_bf16
-    from diffusion_core.restore import psnr
+    from diffusion_core.maths.precond import cpu_has_fast_bf16
+    from diffusion_core.models import registry
+    from diffusion_core.tasks.restore import psnr
 
     torch.manual_seed(0)
     net = DenoiserUNet(**TINY_NET).eval()

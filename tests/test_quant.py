@@ -1,4 +1,4 @@
-"""8-bit CPU path (diffusion_core.quant): the fixed-sigma rewrite is exact in float32, the
+"""8-bit CPU path (diffusion_core.models.quant): the fixed-sigma rewrite is exact in float32, the
 int8 network is really quantized and stays close to the float model, caching by sigma."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core import quant
-from diffusion_core.evaluate import evaluate_denoise, markdown_table
-from diffusion_core.nets import DenoiserUNet
-from diffusion_core.precond import EDMDenoiser
-from diffusion_core.registry import get_int8_denoiser, load_denoiser
-from diffusion_core.restore import psnr
+from diffusion_core.maths.precond import EDMDenoiser
+from diffusion_core.models import quant
+from diffusion_core.models.nets import DenoiserUNet
+from diffusion_core.models.registry import get_int8_denoiser, load_denoiser
+from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table
+from diffusion_core.tasks.restore import psnr
 
 pytestmark = pytest.mark.skipif(quant.quant_engine() is None,
                                 reason="no x86 quantized engine in this torch build")
@@ -47,7 +47,7 @@ def test_fixed_sigma_body_is_the_network_in_float(shape, sigma):
 
 
 def _photo(size: int = 96) -> torch.Tensor:
-    from diffusion_core.data import _read_rgb_uint8, bundled_photo_paths
+    from diffusion_core.training.data import _read_rgb_uint8, bundled_photo_paths
 
     a = _read_rgb_uint8(bundled_photo_paths()[-1])  # not among the first calibration crops
     top, left = (a.shape[0] - size) // 3, (a.shape[1] - size) // 3

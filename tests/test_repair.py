@@ -11,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core.forward import sigma_at_step
-from diffusion_core.images import load_sample
-from diffusion_core.masks import (
+from diffusion_core.cli.repair import cli_denoise, cli_inpaint
+from diffusion_core.maths.forward import sigma_at_step
+from diffusion_core.maths.samplers import StopSampling
+from diffusion_core.media.images import load_sample
+from diffusion_core.media.masks import (
     PRESETS,
     MaskError,
     load_mask,
@@ -24,11 +26,9 @@ from diffusion_core.masks import (
     resize_mask,
     selection_mask,
 )
-from diffusion_core.repair import (
+from diffusion_core.tasks.repair import (
     add_noise,
     blind_denoise,
-    cli_denoise,
-    cli_inpaint,
     damaged_view,
     default_schedule,
     denoise_nlm,
@@ -42,8 +42,7 @@ from diffusion_core.repair import (
     sigma_to_255,
     step_for_noise,
 )
-from diffusion_core.restore import psnr
-from diffusion_core.samplers import StopSampling
+from diffusion_core.tasks.restore import psnr
 
 ROOT = Path(__file__).resolve().parent.parent
 # Ordinary photos (colour and gray) and gray/colour medical pictures. Fine textures (grass,
@@ -393,7 +392,7 @@ def test_repair_page_inpaints_and_denoises(user_models_dir):
 def test_repair_page_fast_8bit_mode(user_models_dir):
     from streamlit.testing.v1 import AppTest
 
-    from diffusion_core.quant import quant_engine
+    from diffusion_core.models.quant import quant_engine
 
     if quant_engine() is None:
         pytest.skip("no x86 quantized engine in this torch build")

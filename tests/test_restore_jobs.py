@@ -7,9 +7,9 @@ import time
 
 import torch
 
-from diffusion_core import restore_jobs as jobs
-from diffusion_core.restore_jobs import RestoreJob, frame_every_for, friendly_error, planned_steps
-from diffusion_core.schedules import make_schedule
+from diffusion_core.jobs import restore_jobs as jobs
+from diffusion_core.jobs.restore_jobs import RestoreJob, frame_every_for, friendly_error, planned_steps
+from diffusion_core.maths.schedules import make_schedule
 
 SCH = make_schedule("linear", 1000)
 
@@ -147,7 +147,7 @@ def _wait_for(cond, timeout: float = 30.0) -> bool:
 
 
 def test_run_stops_when_its_session_is_gone_for_the_grace_period():
-    from diffusion_core import counters
+    from diffusion_core.system import counters
 
     here = threading.Event()
     here.set()

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
-from diffusion_core.forward import step_for_sigma
-from diffusion_core.schedules import make_schedule
+from diffusion_core.maths.forward import step_for_sigma
+from diffusion_core.maths.schedules import make_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/2_Restore.py")
@@ -138,7 +138,7 @@ def test_generate_with_the_photo_model_says_it_invents_textures(user_models_dir)
 
 
 def test_a_failed_run_shows_one_message(user_models_dir):
-    from diffusion_core.restore_jobs import RestoreJob
+    from diffusion_core.jobs.restore_jobs import RestoreJob
 
     def broken(x, sigma):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")

@@ -7,9 +7,15 @@ import math
 import pytest
 import torch
 
-from diffusion_core.restore import restore
-from diffusion_core.samplers import SAMPLERS, StopSampling, edm_sigmas, schedule_sigmas, spaced_timesteps
-from diffusion_core.schedules import make_schedule
+from diffusion_core.maths.samplers import (
+    SAMPLERS,
+    StopSampling,
+    edm_sigmas,
+    schedule_sigmas,
+    spaced_timesteps,
+)
+from diffusion_core.maths.schedules import make_schedule
+from diffusion_core.tasks.restore import restore
 
 
 class Oracle(torch.nn.Module):
@@ -144,7 +150,7 @@ def test_out_of_memory_falls_back_to_cpu_with_a_note():
 
 
 def test_karras_spacing_same_count_and_ends_denser_near_clean():
-    from diffusion_core.samplers import default_spacing, karras_schedule_sigmas
+    from diffusion_core.maths.samplers import default_spacing, karras_schedule_sigmas
 
     sch = make_schedule("linear", 1000)
     for t_start, steps in [(214, 10), (56, 5), (999, 25), (3, 10), (1, 2), (0, 4)]:
@@ -165,7 +171,7 @@ def test_karras_spacing_makes_few_step_dpmpp_closer_to_the_exact_ode_solution():
     """Gaussian data N(0, s^2): the exact denoiser is linear and the probability-flow ODE from
     sigma_hi ends at x * s / sqrt(s^2 + sigma_hi^2). Ten DPM-Solver++ steps land closer to it
     on the Karras levels than on evenly spaced timesteps (the reason the app uses them)."""
-    from diffusion_core.samplers import karras_schedule_sigmas
+    from diffusion_core.maths.samplers import karras_schedule_sigmas
 
     s_d = 0.5
 

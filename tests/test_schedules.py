@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import stats
 
-from diffusion_core.forward import draw_noise, mix_coefs, q_posterior, q_sample, x_at_step
-from diffusion_core.schedules import SCHEDULES, clamp_T, cosine_alpha_bar, make_schedule
+from diffusion_core.maths.forward import draw_noise, mix_coefs, q_posterior, q_sample, x_at_step
+from diffusion_core.maths.schedules import SCHEDULES, clamp_T, cosine_alpha_bar, make_schedule
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

@@ -4,7 +4,7 @@
   and ``components.html`` in the pages gets content made by the library (allowlist below,
   with reasons), and the image picker never shows an upload's file name.
 * The pages never read an uploaded file's name (so it is never a path). (The Train page
-  hands its uploads to diffusion_core.uploads, which shows cleaned names as labels only.)
+  hands its uploads to diffusion_core.media.uploads, which shows cleaned names as labels only.)
 * ``.streamlit/config.toml`` keeps the safe server settings.
 * Every numeric widget in the pages is clamped on the server (a static check), and the key
   widgets of pages 1-3 survive out-of-range values in the session state (AppTest).
@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from diffusion_core.images import MAX_INPUT_BYTES
+from diffusion_core.media.images import MAX_INPUT_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")])
@@ -70,7 +70,7 @@ def _assignments(tree: ast.AST) -> dict[str, list[ast.AST]]:
 HTML_ALLOWED: dict[tuple[str, str], tuple[set[str], str]] = {
     ("pages/1_Add_noise.py", "html"): (
         {"scrubber_html"},
-        "diffusion_core.scrubber.scrubber_html: a fixed template plus JSON of pixel data, "
+        "ui.scrubber: a fixed template plus JSON of pixel data, "
         "numbers and the schedule's name (validated against SCHEDULES by make_schedule); "
         "its script writes only numbers into the page. No user text goes in."),
 }
@@ -112,7 +112,7 @@ def test_html_is_only_ever_made_by_the_library():
 
 
 def test_the_scrubber_only_takes_a_validated_schedule_name():
-    from diffusion_core.schedules import SCHEDULES, make_schedule
+    from diffusion_core.maths.schedules import SCHEDULES, make_schedule
 
     with pytest.raises(ValueError):
         make_schedule("</script><script>alert(1)</script>")

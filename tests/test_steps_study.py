@@ -12,9 +12,9 @@ import math
 import pytest
 import torch
 
-from diffusion_core.forward import step_for_sigma
-from diffusion_core.schedules import make_schedule
-from diffusion_core.steps_study import (
+from diffusion_core.maths.forward import step_for_sigma
+from diffusion_core.maths.schedules import make_schedule
+from diffusion_core.tasks.steps_study import (
     SHORT_NAMES,
     StudyJob,
     effective_steps,
@@ -168,8 +168,8 @@ def test_study_job_reports_failures_as_a_message(image):
 def test_channels_last_speed_option_gives_the_same_numbers():
     """The EDMDenoiser channels_last option (used by bench/speed.py): same outputs to float
     rounding, for RGB and gray inputs and odd sizes, and it can be switched off again."""
-    from diffusion_core.nets import DenoiserUNet
-    from diffusion_core.precond import EDMDenoiser
+    from diffusion_core.maths.precond import EDMDenoiser
+    from diffusion_core.models.nets import DenoiserUNet
 
     torch.manual_seed(0)
     net = DenoiserUNet(base=8, mults=(1, 2), blocks=(1, 1), emb_dim=16)

@@ -1,8 +1,8 @@
 import torch
 
-from diffusion_core.registry import load_denoiser
-from diffusion_core.restore import psnr
-from diffusion_core.tiling import TiledDenoiser
+from diffusion_core.models.registry import load_denoiser
+from diffusion_core.tasks.restore import psnr
+from diffusion_core.tasks.tiling import TiledDenoiser
 
 
 def test_tiled_matches_untiled_without_seams():

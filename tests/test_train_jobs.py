@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core import registry
-from diffusion_core import train_jobs as tj
-from diffusion_core.uploads import ingest
+from diffusion_core.media.uploads import ingest
+from diffusion_core.models import registry
+from diffusion_core.training import train_jobs as tj
 
 TINY = {"size": "tiny", "batch": 8, "steps": 10, "preview_every": 5}
 

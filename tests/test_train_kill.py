@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from bench.train_kill import kill_and_resume
-from diffusion_core import registry
-from diffusion_core import train_jobs as tj
+from diffusion_core.models import registry
+from diffusion_core.training import train_jobs as tj
 
 
 def test_kill_9_mid_job_then_resume(models_dir):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_core.images import load_image
-from diffusion_core.uploads import UploadError, UploadLimits, extract_zip, ingest, list_images
+from diffusion_core.media.images import load_image
+from diffusion_core.media.uploads import UploadError, UploadLimits, extract_zip, ingest, list_images
 
 
 def png_bytes(seed: int = 0, size: int = 24, mode: str = "RGB") -> bytes:

@@ -6,7 +6,8 @@ import hashlib
 
 import streamlit as st
 
-from diffusion_core.images import (
+from diffusion_core.maths.schedules import T_DEFAULT, T_MAX, T_MIN
+from diffusion_core.media.images import (
     SAMPLES,
     ImageLoadError,
     LoadedImage,
@@ -14,7 +15,6 @@ from diffusion_core.images import (
     load_image,
     load_sample,
 )
-from diffusion_core.schedules import T_DEFAULT, T_MAX, T_MIN
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 SIZES = [128, 192, 256, 384, 512, 768, 1024]

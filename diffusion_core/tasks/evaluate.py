@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cpuinfo import cpu_model
-from .data import IMAGE_EXTS
+from diffusion_core.system.cpuinfo import cpu_model
+from diffusion_core.system.paths import REPO_ROOT
+from diffusion_core.training.data import IMAGE_EXTS
 
 
 def _read(path: Path) -> np.ndarray:
@@ -69,16 +70,16 @@ def to_u8(x: np.ndarray) -> np.ndarray:
 def model_method(name: str = "natural", device: str = "cpu", int8: bool = False) -> Callable:
     """The shipped model as a benchmark method: one call D(noisy, sigma) per picture. On a
     CPU the float model runs channels-last (the app's default, :func:`registry.get_denoiser`);
-    ``int8=True``: the 8-bit CPU path (:mod:`diffusion_core.quant`), built for each sigma
+    ``int8=True``: the 8-bit CPU path (:mod:`diffusion_core.models.quant`), built for each sigma
     before the clock starts."""
-    from .registry import load_denoiser
+    from diffusion_core.models.registry import load_denoiser
 
     den = load_denoiser(name, device)
     if torch.device(device).type == "cpu":
         den.use_channels_last(True)
     fn = den
     if int8:
-        from .quant import Int8Denoiser
+        from diffusion_core.models.quant import Int8Denoiser
 
         fn = Int8Denoiser(den, max_cached=8)
 
@@ -278,7 +279,7 @@ def write_json(result: dict, path: str | Path) -> None:
 
 
 def _sha_of(model) -> str | None:
-    from .registry import ModelInfo, find_model, sha256_file
+    from diffusion_core.models.registry import ModelInfo, find_model, sha256_file
 
     try:
         info = model if isinstance(model, ModelInfo) else find_model(model)
@@ -292,9 +293,9 @@ def evaluate_digits(model: str = "digits", n: int = 1000, steps: int = 50,
                     batch: int = 250) -> dict:
     """Generate n digits from pure noise and score them with a classifier trained on the
     real digits: mean confidence and the share of each class."""
-    from .digits import DigitsClassifier
-    from .registry import load_denoiser
-    from .samplers import SAMPLERS, edm_sigmas
+    from diffusion_core.maths.samplers import SAMPLERS, edm_sigmas
+    from diffusion_core.models.registry import load_denoiser
+    from diffusion_core.training.digits import DigitsClassifier
 
     den = load_denoiser(model, device)
     clf = DigitsClassifier()
@@ -325,7 +326,7 @@ def update_card(model_dir: str | Path, result_files: list[str | Path]) -> dict:
     model_dir = Path(model_dir)
     card_path = model_dir / "card.json"
     card = json.loads(card_path.read_text())
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     bench = card.get("benchmarks", {})
     for f in result_files:
         f = Path(f).resolve()

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .forward import x_at_step
-from .images import to_uint8
-from .viz import png_bytes, strip_image
+from diffusion_core.maths.forward import x_at_step
+from diffusion_core.media.images import to_uint8
+from diffusion_core.media.viz import png_bytes, strip_image
 
 PREVIEW_MAX_SIDE = 384
 GIF_MS = 110  # per frame
@@ -239,7 +239,7 @@ def _finite(v):
 def metrics_json(result, extra: dict | None = None) -> str:
     """The run's metrics (final and per step, timings, device) as JSON text; ``extra``
     (e.g. the settings used) is stored under "settings"."""
-    from .restore import as_numpy_metrics
+    from diffusion_core.tasks.restore import as_numpy_metrics
 
     d = as_numpy_metrics(result)
     if extra:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .images import to_uint8
+from diffusion_core.media.images import to_uint8
 
 
 def to_display(x: torch.Tensor) -> np.ndarray:

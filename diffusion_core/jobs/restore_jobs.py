@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from . import counters
-from .restore import RestoreResult, peak_rss_mb, restore
-from .samplers import spaced_timesteps
+from diffusion_core.maths.samplers import spaced_timesteps
+from diffusion_core.system import counters
+from diffusion_core.tasks.restore import RestoreResult, peak_rss_mb, restore
 
 FRAME_BUDGET_BYTES = 256 * 2**20  # kept frames (x_t, x0_hat, eps_hat) per run, at most
 MAX_FRAMES = 100
@@ -86,7 +86,7 @@ def friendly_error(e: BaseException) -> str:
 
 
 class RestoreJob:
-    """One run of :func:`diffusion_core.restore.restore` in a daemon thread.
+    """One run of :func:`diffusion_core.tasks.restore.restore` in a daemon thread.
 
     ``image`` (C,H,W in [-1,1]) is restored from UI ``step``; ``image=None`` with ``shape``
     generates from pure noise (``step`` should be T). ``settings`` is kept for the page and

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
-from . import counters
-from .nets import build_network
-from .precond import EDMDenoiser
+from diffusion_core.maths.precond import EDMDenoiser
+from diffusion_core.models.nets import build_network
+from diffusion_core.system import counters
+from diffusion_core.system.paths import REPO_ROOT, SHIPPED_MODELS_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_DIR = ROOT / "models"
+ROOT = REPO_ROOT
+SHIPPED_DIR = SHIPPED_MODELS_DIR
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -130,7 +131,7 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
     if isinstance(info, str):
         info = find_model(info)
     if info.source == "diffusers":
-        from .interop import load_diffusers_denoiser
+        from diffusion_core.models.interop import load_diffusers_denoiser
 
         den = load_diffusers_denoiser(info.path, device)
         _count_load(info, device)
@@ -168,7 +169,7 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
 
 
 def _count_load(info: ModelInfo, device) -> None:
-    """Count reads of weights from disk (see :mod:`diffusion_core.counters`)."""
+    """Count reads of weights from disk (see :mod:`diffusion_core.system.counters`)."""
     counters.bump("model_loads")
     counters.bump(f"model_loads:{info.name}@{device}")
 
@@ -184,7 +185,7 @@ def get_denoiser(name: str, device: str = "cpu", channels_last: bool | None = No
     outputs up to float rounding, up to 1.4x faster at 1 megapixel; bench/results/speed.md)
     and bf16 autocast only where the CPU does bf16 in hardware (:func:`cpu_has_fast_bf16`).
     Pass ``False`` for the plain fp32 layout."""
-    from .precond import cpu_has_fast_bf16
+    from diffusion_core.maths.precond import cpu_has_fast_bf16
 
     info = find_model(name)
     p = info.path / "model.safetensors"
@@ -211,7 +212,7 @@ def get_int8_denoiser(name: str):
     """Process-wide cached 8-bit CPU denoiser of a model (:class:`quant.Int8Denoiser`, which
     itself caches one quantized network per noise level). Raises ``ValueError`` with a
     sentence for the user where the model or the CPU cannot do it."""
-    from .quant import Int8Denoiser
+    from diffusion_core.models.quant import Int8Denoiser
 
     den = get_denoiser(name, "cpu")
     key = (name, id(den))

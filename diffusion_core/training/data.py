@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from diffusion_core.system.paths import SHARED_DATA_DIR
+
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 SKIMAGE_PHOTOS = (
@@ -41,7 +43,7 @@ SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
 
 
 def default_train400() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train" / "Train400"
+    return SHARED_DATA_DIR / "train" / "Train400"
 
 
 def bundled_photo_paths() -> list[Path]:

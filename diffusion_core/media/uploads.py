@@ -32,7 +32,7 @@ from typing import IO, Iterable
 import torch
 import torch.nn.functional as F
 
-from .images import ImageLoadError, load_image, to_pil
+from diffusion_core.media.images import ImageLoadError, load_image, to_pil
 
 MiB = 1024 * 1024
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})

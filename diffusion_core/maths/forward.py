@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .schedules import Schedule
+from diffusion_core.maths.schedules import Schedule
 
 
 def draw_noise(shape, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:

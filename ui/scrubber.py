@@ -7,7 +7,7 @@ schedule's alpha_bar table. The browser then computes
 
 for any t on a canvas, draws the histogram of x_t against the N(0, 1) density and moves
 a marker on the alpha_bar / SNR curves. The mixing formula is the same one
-``diffusion_core.forward.q_sample`` uses; the noise is quantised to 8 bits over [-4, 4]
+``diffusion_core.maths.forward.q_sample`` uses; the noise is quantised to 8 bits over [-4, 4]
 (a step of 0.03 standard deviations), which is invisible on screen.
 
 Only numbers and base64 strings made here are placed in the page (no user text), so the
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .schedules import Schedule
+from diffusion_core.maths.schedules import Schedule
 
 NOISE_RANGE = 4.0
 

@@ -1,6 +1,6 @@
 """8-bit CPU inference of the photo denoiser at one known noise level ("fast CPU mode").
 
-For a fixed sigma the :class:`~diffusion_core.nets.DenoiserUNet` is a plain chain of
+For a fixed sigma the :class:`~diffusion_core.models.netsDenoiserUNet` is a plain chain of
 convolutions, ReLUs, residual adds and pixel (un)shuffles: the noise embedding only adds a
 constant per-channel bias inside every residual block. :class:`FixedSigmaBody` rewrites the
 network that way (the bias becomes a depthwise 1x1 convolution with unit weights, so the
@@ -51,9 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cpuinfo import cpu_flags
-from .nets import DenoiserUNet, pad_to_multiple
-from .precond import SIGMA_MAX_NET, SIGMA_MIN_NET, c_in, c_noise, c_out, c_skip
+from diffusion_core.maths.precond import SIGMA_MAX_NET, SIGMA_MIN_NET, c_in, c_noise, c_out, c_skip
+from diffusion_core.models.nets import DenoiserUNet, pad_to_multiple
+from diffusion_core.system.cpuinfo import cpu_flags
 
 CL = torch.channels_last
 # kept in float32 (module names in FixedSigmaBody, see FixedSigmaBody.layer_name): the head
@@ -202,7 +202,7 @@ def calibration_pictures(channels: int = 3, size: int = 128, count: int = 8) -> 
     """Clean (1, C, size, size) crops in [-1, 1] for measuring activation ranges: centre
     crops of the photos bundled with scikit-image/scikit-learn, topped up with synthetic
     dead-leaves pictures (fixed seed) where fewer photos are installed."""
-    from .data import _read_rgb_uint8, bundled_photo_paths, dead_leaves
+    from diffusion_core.training.data import _read_rgb_uint8, bundled_photo_paths, dead_leaves
 
     pics = []
     for p in bundled_photo_paths():
@@ -276,7 +276,7 @@ def quantize_body(net: DenoiserUNet, sigma: float, calibration: list[torch.Tenso
 class Int8Denoiser:
     """``D(y, sigma)`` through int8 bodies, one per noise level (cached, thread-safe).
 
-    Same inputs and outputs as :class:`~diffusion_core.precond.EDMDenoiser` on a CPU: y is
+    Same inputs and outputs as :class:`~diffusion_core.maths.precondEDMDenoiser` on a CPU: y is
     (N, C, H, W) in [-1, 1] plus noise, sigma a float or a tensor (one value, or one per
     picture). A body for a new sigma is built on first use (calibration on a few small crops).
     """

@@ -3,7 +3,7 @@
 * **One job per server process.** A module-level lock guards the current job; a second
   start while one runs is refused with a clear message (a 2-core CPU cannot train two
   models at once, and a GPU should not be shared by strangers either).
-* **A daemon thread** runs :func:`diffusion_core.train.train`; its callback fills a
+* **A daemon thread** runs :func:`diffusion_core.training.train.train`; its callback fills a
   :class:`TrainingJob` (step, loss history, steps/s, ETA, device, the latest preview made
   from the EMA weights every few steps) that a page polls with :meth:`TrainingJob.snapshot`.
   Closing the browser does not matter: the thread keeps going and checkpoints are on disk.
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .registry import list_models, sanitize_name, user_models_dir
-from .train import TrainConfig, export_checkpoint, hardware_string, pick_device, train
+from diffusion_core.models.registry import list_models, sanitize_name, user_models_dir
+from diffusion_core.training.train import TrainConfig, export_checkpoint, hardware_string, pick_device, train
 
 RUNS = ".runs"
 UPLOADS = ".uploads"
@@ -222,7 +222,7 @@ def build_config(name: str, preset: str, overrides: dict | None = None,
 
 
 def _photo_sources() -> list[str]:
-    from .data import default_train400
+    from diffusion_core.training.data import default_train400
 
     srcs = ["bundled@0.5", "deadleaves@0.5"]
     if default_train400().is_dir():
@@ -234,7 +234,7 @@ def describe_dataset(dataset: str, n_images: int | None = None) -> str:
     if dataset == "digits":
         return "1,797 handwritten digits from scikit-learn (8×8, shown at 32×32)"
     if dataset == "photos":
-        from .data import bundled_photo_paths, default_train400
+        from diffusion_core.training.data import bundled_photo_paths, default_train400
 
         s = f"{len(bundled_photo_paths())} photos bundled with scikit-image/scikit-learn"
         if default_train400().is_dir():
@@ -250,20 +250,20 @@ def dataset_preview(dataset: str, folder: str | Path | None = None, n: int = 16,
                     side: int = 64) -> tuple[torch.Tensor, int]:
     """(up to n example training pictures (N,C,side,side) in [-1,1], how many there are)."""
     if dataset == "digits":
-        from .digits import digits_dataset
+        from diffusion_core.training.digits import digits_dataset
 
         imgs, _ = digits_dataset()
         g = torch.Generator().manual_seed(0)
         idx = torch.randperm(len(imgs), generator=g)[:n]
         return imgs[idx], len(imgs)
-    from .uploads import list_images, preview_batch
+    from diffusion_core.media.uploads import list_images, preview_batch
 
     if dataset == "own":
         if folder is None:
             return torch.zeros(0, 3, side, side), 0
         return preview_batch(folder, n, side), len(list_images(folder))
-    from .data import bundled_photo_paths, dead_leaves
-    from .images import ImageLoadError, load_image
+    from diffusion_core.media.images import ImageLoadError, load_image
+    from diffusion_core.training.data import bundled_photo_paths, dead_leaves
 
     out = []
     paths = bundled_photo_paths()
@@ -281,7 +281,7 @@ def dataset_preview(dataset: str, folder: str | Path | None = None, n: int = 16,
         dl = torch.from_numpy(dead_leaves(2 * side, rng, n_shapes=400)).permute(2, 0, 1)
         dl = dl.float()[None] / 127.5 - 1
         out.append(torch.nn.functional.interpolate(dl, size=(side, side), mode="area")[0])
-    from .data import default_train400, folder_paths
+    from diffusion_core.training.data import default_train400, folder_paths
 
     extra = len(folder_paths(default_train400())) if default_train400().is_dir() else 0
     return torch.stack(out), len(paths) + 200 + extra
@@ -291,7 +291,7 @@ def _photo_preview_set(cfg: TrainConfig, data_folder: Path | None, side: int = 6
     """A few fixed crops for the 'noisy -> cleaned' preview of a photo model."""
     x = torch.zeros(0, 3, side, side)
     if data_folder is not None:
-        from .uploads import preview_batch
+        from diffusion_core.media.uploads import preview_batch
 
         x = preview_batch(data_folder, 4, side)
     if len(x) == 0:
@@ -305,9 +305,9 @@ def draw_preview(ema: torch.nn.Module, cfg: TrainConfig, device: torch.device,
                  photo_set: torch.Tensor | None = None, n_digits: int = 16):
     """A picture of what the EMA weights can do now: digits from pure noise (a 4x4 grid),
     or for photo models one row of noisy crops above the model's clean-up of them."""
-    from .precond import EDMDenoiser
-    from .train import preview_samples
-    from .viz import grid_image
+    from diffusion_core.maths.precond import EDMDenoiser
+    from diffusion_core.media.viz import grid_image
+    from diffusion_core.training.train import preview_samples
 
     den = EDMDenoiser(ema)
     if cfg.kind == "digits":
@@ -600,7 +600,7 @@ def start_training(name: str, preset: str, overrides: dict | None = None,
         if p.dataset == "photos":
             data = _photo_sources()
         elif p.dataset == "own":
-            from .uploads import list_images
+            from diffusion_core.media.uploads import list_images
 
             pics = list_images(data_folder) if data_folder is not None else []
             if not pics:

@@ -36,7 +36,7 @@ def _alpha_bar_from_scheduler_config(cfg: dict) -> np.ndarray:
     elif kind == "scaled_linear":
         betas = np.linspace(b0**0.5, b1**0.5, T, dtype=np.float64) ** 2
     elif kind == "squaredcos_cap_v2":
-        from .schedules import _alpha_bar_to_betas, cosine_alpha_bar
+        from diffusion_core.maths.schedules import _alpha_bar_to_betas, cosine_alpha_bar
 
         betas = _alpha_bar_to_betas(cosine_alpha_bar, T)
     else:
@@ -71,7 +71,7 @@ class DiffusersDenoiser(nn.Module):
 
 
 def load_diffusers_denoiser(folder: str | Path, device="cpu") -> DiffusersDenoiser:
-    from .registry import ModelLoadError
+    from diffusion_core.models.registry import ModelLoadError
 
     if not diffusers_available():
         raise ModelLoadError("This model is in diffusers' format; install the optional "

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import torch
 
-from .restore import psnr, restore, ssim
-from .restore_jobs import _SLOTS, friendly_error
-from .samplers import SAMPLERS, spaced_timesteps
-from .schedules import Schedule
+from diffusion_core.jobs.restore_jobs import _SLOTS, friendly_error
+from diffusion_core.maths.samplers import SAMPLERS, spaced_timesteps
+from diffusion_core.maths.schedules import Schedule
+from diffusion_core.tasks.restore import psnr, restore, ssim
 
 SHORT_NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "heun": "Heun", "dpmpp_2m": "DPM-Solver++"}
 CALLS_PER_STEP = {"ddim": 1, "ddpm": 1, "dpmpp_2m": 1, "heun": 2}

@@ -28,8 +28,8 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from .nets import build_network, count_parameters
-from .precond import EDMDenoiser, edm_loss, sample_training_sigmas
+from diffusion_core.maths.precond import EDMDenoiser, edm_loss, sample_training_sigmas
+from diffusion_core.models.nets import build_network, count_parameters
 
 
 @dataclass
@@ -130,7 +130,7 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 def make_batch_source(cfg: TrainConfig, log=print):
     """Returns (fn(n, generator) -> (x0, gray_flags), description dict)."""
     if cfg.kind == "digits":
-        from .digits import digits_dataset
+        from diffusion_core.training.digits import digits_dataset
 
         images, _labels = digits_dataset()
 
@@ -139,7 +139,7 @@ def make_batch_source(cfg: TrainConfig, log=print):
             return images[idx], torch.ones(n, dtype=torch.bool)
 
         return fn, {"sklearn digits (32x32)": int(len(images))}
-    from .data import PatchSampler, build_sources
+    from diffusion_core.training.data import PatchSampler, build_sources
 
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
                            p_gray=cfg.p_gray, p_edge_chroma=cfg.p_edge_chroma)
@@ -413,7 +413,7 @@ def hardware_string(device: torch.device, world: int = 1) -> str:
 def preview_samples(denoiser: EDMDenoiser, cfg: TrainConfig, device, n: int = 4) -> torch.Tensor:
     """A few images generated from pure noise with a short deterministic sampler (EMA
     weights), for progress previews."""
-    from .samplers import edm_sigmas, sample_heun
+    from diffusion_core.maths.samplers import edm_sigmas, sample_heun
 
     g = torch.Generator().manual_seed(1234)
     if cfg.kind == "digits":

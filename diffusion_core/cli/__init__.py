@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def _save_png(t, path) -> None:
-    from .images import to_pil
+    from diffusion_core.media.images import to_pil
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     to_pil(t.clamp(-1, 1)).save(path)
@@ -22,10 +22,10 @@ def _save_png(t, path) -> None:
 
 
 def cmd_noise(a) -> int:
-    from .forward import draw_noise, strip_steps, x_at_step
-    from .images import load_image
-    from .schedules import make_schedule
-    from .viz import strip_image
+    from diffusion_core.maths.forward import draw_noise, strip_steps, x_at_step
+    from diffusion_core.maths.schedules import make_schedule
+    from diffusion_core.media.images import load_image
+    from diffusion_core.media.viz import strip_image
 
     img = load_image(a.image, max_side=a.size).tensor
     sch = make_schedule(a.schedule, a.T)
@@ -47,7 +47,7 @@ def cmd_noise(a) -> int:
 def _frames_to_gif(result, path, noise_frames=None) -> None:
     import imageio.v3 as iio
 
-    from .images import to_uint8
+    from diffusion_core.media.images import to_uint8
 
     seq = list(noise_frames or []) + [f.x_t for f in result.frames] + [result.final]
     arrs = []
@@ -58,10 +58,10 @@ def _frames_to_gif(result, path, noise_frames=None) -> None:
 
 
 def cmd_restore(a) -> int:
-    from .images import load_image
-    from .registry import get_denoiser
-    from .restore import as_numpy_metrics, pick_device, restore
-    from .schedules import make_schedule
+    from diffusion_core.maths.schedules import make_schedule
+    from diffusion_core.media.images import load_image
+    from diffusion_core.models.registry import get_denoiser
+    from diffusion_core.tasks.restore import as_numpy_metrics, pick_device, restore
 
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
@@ -81,7 +81,7 @@ def cmd_restore(a) -> int:
         _frames_to_gif(res, a.gif)
         print(f"wrote {a.gif}")
     if a.mp4:
-        from .export import write_restore_animation
+        from diffusion_core.media.export import write_restore_animation
 
         write_restore_animation(a.mp4, img, sch, a.t, res)
         print(f"wrote {a.mp4}")
@@ -94,10 +94,10 @@ def cmd_restore(a) -> int:
 def cmd_generate(a) -> int:
     import torch
 
-    from .registry import get_denoiser
-    from .restore import pick_device
-    from .samplers import SAMPLERS, edm_sigmas
-    from .viz import grid_image
+    from diffusion_core.maths.samplers import SAMPLERS, edm_sigmas
+    from diffusion_core.media.viz import grid_image
+    from diffusion_core.models.registry import get_denoiser
+    from diffusion_core.tasks.restore import pick_device
 
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
@@ -117,7 +117,7 @@ def cmd_generate(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .train import TrainConfig, train
+    from diffusion_core.training.train import TrainConfig, train
 
     cfg = TrainConfig.load(a.config)
     for k in ("steps", "batch", "patch", "lr", "ema_decay", "seed", "threads", "workers",
@@ -133,7 +133,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .train import export_checkpoint
+    from diffusion_core.training.train import export_checkpoint
 
     path = export_checkpoint(Path(a.run), Path(a.out), extra=json.loads(a.extra or "{}"))
     print(f"wrote {path}")
@@ -141,10 +141,10 @@ def cmd_export(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from .evaluate import evaluate_denoise, markdown_table, write_json
+    from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, write_json
 
     if a.task == "digits":
-        from .evaluate import evaluate_digits
+        from diffusion_core.tasks.evaluate import evaluate_digits
 
         res = evaluate_digits(a.model or "digits", n=a.n, steps=a.steps, device=a.device)
         print(json.dumps(res, indent=1))
@@ -240,9 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON file keeping BM3D/NLM scores between runs (same noisy images)")
     v.add_argument("--device", default="cpu")
     v.add_argument("--int8", action="store_true",
-                   help="denoise: also run the model's 8-bit CPU path (diffusion_core.quant)")
+                   help="denoise: also run the model's 8-bit CPU path (diffusion_core.models.quant)")
     v.add_argument("--json", default=None)
-    # inpaint/denoise have their own parsers in diffusion_core.repair (listed here for --help)
+    # inpaint/denoise have their own parsers in diffusion_core.tasks.repair (listed here for --help)
     sub.add_parser("inpaint", add_help=False, help="fill in damaged regions (inpaint --help)")
     sub.add_parser("denoise", add_help=False,
                    help="blind denoising of a noisy photo (denoise --help)")
@@ -256,12 +256,12 @@ HANDLERS = {"noise": cmd_noise, "restore": cmd_restore, "generate": cmd_generate
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("inpaint", "denoise"):
-        from .repair import cli_denoise, cli_inpaint
+        from diffusion_core.cli.repair import cli_denoise, cli_inpaint
 
         return (cli_inpaint if argv[0] == "inpaint" else cli_denoise)(argv[1:])
     a = build_parser().parse_args(argv)
-    from .images import ImageLoadError
-    from .registry import ModelLoadError
+    from diffusion_core.media.images import ImageLoadError
+    from diffusion_core.models.registry import ModelLoadError
 
     try:
         return HANDLERS[a.cmd](a)

@@ -13,9 +13,16 @@ from typing import Callable
 
 import torch
 
-from .forward import draw_noise, sigma_at_step, x_at_step
-from .samplers import SAMPLERS, StopSampling, default_spacing, karras_schedule_sigmas, schedule_sigmas, to_vp
-from .schedules import Schedule
+from diffusion_core.maths.forward import draw_noise, sigma_at_step, x_at_step
+from diffusion_core.maths.samplers import (
+    SAMPLERS,
+    StopSampling,
+    default_spacing,
+    karras_schedule_sigmas,
+    schedule_sigmas,
+    to_vp,
+)
+from diffusion_core.maths.schedules import Schedule
 
 MAX_STEPS = 1000
 

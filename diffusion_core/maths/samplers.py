@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .schedules import Schedule
+from diffusion_core.maths.schedules import Schedule
 
 
 class StopSampling(Exception):

@@ -9,9 +9,9 @@ JSON object, replaced atomically, so that another process can read what a
 Counters in use:
 
 ``model_loads`` / ``model_loads:<name>@<device>``
-    model weights read from disk (:func:`diffusion_core.registry.load_denoiser`).
+    model weights read from disk (:func:`diffusion_core.models.registry.load_denoiser`).
 ``restore_threads``
-    restore worker threads alive right now (:mod:`diffusion_core.restore_jobs`).
+    restore worker threads alive right now (:mod:`diffusion_core.jobs.restore_jobs`).
 ``restore_started``, ``restore_done``, ``restore_stopped``, ``restore_failed``
     restore runs started, and how they ended.
 ``restore_abandoned``

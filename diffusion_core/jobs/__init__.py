@@ -1,0 +1,1 @@
+"""Background jobs: work in a thread that a page starts, polls and stops."""

@@ -1,0 +1,1 @@
+"""The diffusion maths: noise schedules, the forward process, EDM preconditioning and samplers."""

@@ -1,0 +1,1 @@
+"""The process and the machine: CPU facts, event counters."""

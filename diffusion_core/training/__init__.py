@@ -1,0 +1,1 @@
+"""Training the denoiser: the loop, its data, the digits set, the Train page's presets and runs."""
