@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run install install-dev test lint chromium bench clean
+.PHONY: run install install-dev test test-fast lint chromium bench clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -34,10 +34,17 @@ chromium:
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/hadolint Dockerfile
 
 test: install-dev chromium lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: unit and AppTest tests only, under 90 s on 2 cores. Browser, server and
+# subprocess tests (markers browser, system) and the long statistical checks (slow) are left
+# to make test.
+test-fast: install-dev
+	$(PY) -m pytest -q -p no:cacheprovider -m "not browser and not system and not slow"
 
 bench: install-dev
 	$(PY) -m bench

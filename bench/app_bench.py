@@ -132,11 +132,12 @@ print(json.dumps({"import_s": t1 - t0, "find_s": t2 - t1, "load_verified_s": t3 
 _BIG_CHILD = r"""
 import json, resource, sys, time, torch
 from diffusion_core.maths.forward import step_for_sigma
-from diffusion_core.media.images import load_sample
+from diffusion_core.media.samples import load_sample
 from diffusion_core.models.registry import load_denoiser
 from diffusion_core.tasks.restore import restore
 from diffusion_core.maths.schedules import make_schedule
 from diffusion_core.tasks.tiling import maybe_tiled
+from diffusion_core.units import sigma_from_255
 size, steps, tiled = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def status(key):
@@ -149,7 +150,7 @@ x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bicubic",
                                     align_corners=False)[0].clamp(-1, 1)
 d = maybe_tiled(den, size, size) if tiled else den
 sched = make_schedule("linear", 1000)
-step = step_for_sigma(sched, 2 * 25 / 255)
+step = step_for_sigma(sched, sigma_from_255(25))
 def reset_peak():
     try:  # Linux >= 4.0: restart the high-water mark (VmHWM) from the current size
         with open("/proc/self/clear_refs", "w") as f:
@@ -170,7 +171,7 @@ peaks.append(rss())
 sampling_adds = status("VmHWM") - base if reset else None
 base2 = status("VmRSS")
 reset_peak()
-from diffusion_core.tasks.restore import psnr, ssim
+from diffusion_core.tasks.metrics import psnr, ssim
 noisy = res.start * (1 + float(sched.sigmas[step - 1]) ** 2) ** 0.5
 scores = {"psnr": psnr(res.final, x), "ssim": ssim(res.final, x), "noisy_psnr": psnr(noisy, x)}
 peaks.append(rss())

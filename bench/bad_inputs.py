@@ -1,7 +1,7 @@
 """The bad-input corpus, file by file: what the loader (and so every page) makes of it.
 
 Writes the corpus with tests/data/make_bad.py into tests/data/bad/ (git-ignored), loads each
-file with ``diffusion_core.media.images.load_image`` as the pages do (working size 512), and writes
+file with ``diffusion_core.media.decode.load_image`` as the pages do (working size 512), and writes
 bench/results/bad_inputs.md: the outcome (picture and the notes shown with it, or the one
 message shown instead), the time, and the Python heap peak of the load.
 
@@ -31,7 +31,7 @@ def _make_bad():
 
 
 def main() -> int:
-    from diffusion_core.media.images import ImageLoadError, load_image
+    from diffusion_core.media.decode import ImageLoadError, load_image
 
     corpus = _make_bad().make_corpus(BAD)
     rows, crashes = [], 0

@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
-SIZES = [128, 192, 256, 384, 512, 768, 1024]  # the working sizes of ui.state.SIZES
+SIZES = [128, 192, 256, 384, 512, 768, 1024]  # the working sizes of ui.picker.SIZES
 SIZE_SLIDER = "Working size (longest side, pixels)"
 SAMPLE_SIDE = 512  # the default sample (astronaut) is 512x512
 

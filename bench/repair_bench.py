@@ -33,20 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from diffusion_core.media.images import SAMPLES, load_sample  # noqa: E402
 from diffusion_core.media.masks import mask_fraction, preset_mask  # noqa: E402
+from diffusion_core.media.samples import SAMPLES, load_sample  # noqa: E402
 from diffusion_core.models.registry import find_model, get_denoiser  # noqa: E402
-from diffusion_core.tasks.repair import (  # noqa: E402
-    add_noise,
-    blind_denoise,
-    denoise_nlm,
-    inpaint,
-    inpaint_biharmonic,
-    masked_psnr,
-    sigma_from_255,
-    sigma_to_255,
-)
-from diffusion_core.tasks.restore import device_label, pick_device, psnr  # noqa: E402
+from diffusion_core.system.device import device_label, pick_device  # noqa: E402
+from diffusion_core.tasks.baselines import denoise_nlm, inpaint_biharmonic  # noqa: E402
+from diffusion_core.tasks.blind import blind_denoise  # noqa: E402
+from diffusion_core.tasks.inpaint import inpaint  # noqa: E402
+from diffusion_core.tasks.metrics import masked_psnr, psnr  # noqa: E402
+from diffusion_core.tasks.pictures import add_noise  # noqa: E402
+from diffusion_core.units import sigma_from_255, sigma_to_255  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "repair.md"
 

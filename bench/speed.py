@@ -46,14 +46,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from diffusion_core.maths.forward import draw_noise, step_for_sigma  # noqa: E402
-from diffusion_core.maths.samplers import SAMPLERS, schedule_sigmas  # noqa: E402
+from diffusion_core.maths.samplers import SHORT_NAMES, sample, schedule_sigmas  # noqa: E402
 from diffusion_core.maths.schedules import make_schedule  # noqa: E402
-from diffusion_core.media.images import load_sample  # noqa: E402
+from diffusion_core.media.samples import load_sample  # noqa: E402
 from diffusion_core.models.registry import get_denoiser  # noqa: E402
 from diffusion_core.system.cpuinfo import cpu_flags, cpu_model  # noqa: E402
-from diffusion_core.tasks.restore import psnr, restore, ssim  # noqa: E402
-from diffusion_core.tasks.steps_study import SHORT_NAMES, sampler_vs_steps  # noqa: E402
+from diffusion_core.tasks.metrics import psnr, ssim  # noqa: E402
+from diffusion_core.tasks.restore import restore  # noqa: E402
+from diffusion_core.tasks.steps_study import sampler_vs_steps  # noqa: E402
 from diffusion_core.tasks.tiling import TiledDenoiser, maybe_tiled  # noqa: E402
+from diffusion_core.units import sigma_from_255, to_255  # noqa: E402
 from ui.scrubber import encode_image, encode_noise, scrubber_html  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -117,7 +119,7 @@ def noisy_photo(size: int, name: str = "astronaut", sigma_255: float = 25.0, see
     """(clean, y = clean + sigma * n, sigma) with the picture's longest side ``size``."""
     x = load_sample(name, max_side=None, mode="rgb").tensor
     x = resize_to(x, size)
-    sigma = 2 * sigma_255 / 255
+    sigma = sigma_from_255(sigma_255)
     y = x + sigma * draw_noise(x.shape, seed)
     return x, y[None], sigma
 
@@ -342,7 +344,7 @@ def bench_samplers(quick: bool) -> dict:
     for name in images:
         x = resize_to(load_sample(name, max_side=None, mode="rgb").tensor, size)
         for s255 in (25, 100):
-            step = step_for_sigma(sched, 2 * s255 / 255)
+            step = step_for_sigma(sched, sigma_from_255(s255))
             t0 = time.perf_counter()
             got = sampler_vs_steps(den, x, sched, step, samplers, steps, seed=0,
                                    reference_steps=250)
@@ -372,7 +374,7 @@ def bench_samplers(quick: bool) -> dict:
     for name in images:
         x = resize_to(load_sample(name, max_side=None, mode="rgb").tensor, size)
         for s255 in (25, 100):
-            spacing += spacing_check(den, x, sched, step_for_sigma(sched, 2 * s255 / 255),
+            spacing += spacing_check(den, x, sched, step_for_sigma(sched, sigma_from_255(s255)),
                                      name, s255)
     return {"images": images, "size": size, "steps": steps, "samplers": samplers,
             "rows": rows, "checks": checks, "spacing": spacing}
@@ -404,7 +406,7 @@ def spacing_check(den, x, sched, step: int, name: str, s255: int) -> list[dict]:
             for kind in ("uniform-t", "karras", "log-sigma"):
                 sig = spaced_sigmas(kind, sched, step, n)
                 for smp in ("dpmpp_2m", "ddim"):
-                    got = SAMPLERS[smp](den, y0, sig)[0].float().clamp(-1, 1)
+                    got = sample(smp, den, y0, sig)[0].float().clamp(-1, 1)
                     out.append({"image": name, "sigma_255": s255, "steps": n, "spacing": kind,
                                 "sampler": smp, "psnr": psnr(got, x),
                                 "reference_psnr": psnr(ref.final, x),
@@ -419,7 +421,7 @@ def bench_e2e(quick: bool) -> dict:
     den = get_denoiser(MODEL, "cpu", channels_last=False, cpu_bf16=False)
     sched = make_schedule("linear", 1000)
     x = resize_to(load_sample("astronaut", max_side=None, mode="rgb").tensor, 256)
-    step = step_for_sigma(sched, 2 * 25 / 255)
+    step = step_for_sigma(sched, sigma_from_255(25))
     threads0 = torch.get_num_threads()
     reps = 1 if quick else 3
     den_cl = get_denoiser(MODEL, "cpu")  # the app's copy: channels-last on a CPU
@@ -451,8 +453,8 @@ def bench_e2e(quick: bool) -> dict:
     from skimage.metrics import structural_similarity
 
     a, b = x, res.final
-    qa = ((a.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    qb = ((b.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    qa = to_255(a).byte().permute(1, 2, 0).numpy()
+    qb = to_255(b).byte().permute(1, 2, 0).numpy()
     t_sk = [timed(lambda: structural_similarity(qa, qb, channel_axis=2, data_range=255))
             for _ in range(5)]
     t_ours = [timed(lambda: ssim(a, b)) for _ in range(5)]

@@ -1,10 +1,12 @@
 """kill -9 during a Train-page job, then resume it: what is lost and what comes back.
 
-A child process runs the Train page's background job (``train_jobs.start_training``, the
-same code the page calls) and prints its step as it goes; the parent kills it with SIGKILL
-at a chosen point, checks the checkpoint left on disk (readable, never half written, at
-most one checkpoint interval behind the last step the child reported), resumes the run with
-``train_jobs.resume_training`` (what the page's "Resume" button does) and lets it finish.
+A child process runs the Train page's background job
+(``diffusion_core.jobs.train.start_training``, the same code the page calls) and prints its
+step as it goes; the parent kills it with SIGKILL at a chosen point, checks the checkpoint
+left on disk (readable, never half written, at most one checkpoint interval behind the last
+step the child reported), resumes the run with
+``diffusion_core.jobs.train.resume_training`` (what the page's "Resume" button does) and lets
+it finish.
 
     python bench/train_kill.py                     # the full "digits" preset, killed at 55 %
     python bench/train_kill.py --kill-at 0.3
@@ -32,9 +34,9 @@ RESULTS = ROOT / "bench" / "results"
 
 def _child(name: str, preset: str, overrides: dict) -> int:
     """Run a Train-page job and print ``step N`` lines until it ends (or is killed)."""
-    from diffusion_core.training import train_jobs
+    from diffusion_core.jobs.train import start_training
 
-    res = train_jobs.start_training(name, preset, overrides or None)
+    res = start_training(name, preset, overrides or None)
     if not res.ok:
         print("error", res.message, flush=True)
         return 1
@@ -54,16 +56,18 @@ def kill_and_resume(models_dir: str | Path, preset: str = "digits",
                     name: str = "killed", timeout_s: float = 900) -> dict:
     """Start a job in a child process, SIGKILL it once it has passed ``kill_at`` of its
     steps, then resume it in this process. Returns the figures (see the module doc)."""
-    from diffusion_core.training import train_jobs
+    from diffusion_core.jobs.train import resume_training
+    from diffusion_core.training.presets import build_config, effective_settings
+    from diffusion_core.training.runs import list_runs
 
     models_dir = Path(models_dir)
     os.environ["DIFFUSION_LAB_USER_MODELS"] = str(models_dir)
     env = dict(os.environ, PYTHONPATH=str(ROOT), DIFFUSION_LAB_USER_MODELS=str(models_dir))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--name", name,
            "--preset", preset, "--overrides", json.dumps(overrides or {})]
-    settings = train_jobs.effective_settings(preset, overrides)
+    settings = effective_settings(preset, overrides)
     total = settings["steps"]
-    cfg = train_jobs.build_config(name, preset, overrides)
+    cfg = build_config(name, preset, overrides)
     kill_step = max(cfg.ckpt_every + 1, int(kill_at * total))
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -89,10 +93,10 @@ def kill_and_resume(models_dir: str | Path, preset: str = "digits",
 
     ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     ck_step = int(ck["step"])
-    runs = {r.name: r for r in train_jobs.list_runs()}
+    runs = {r.name: r for r in list_runs()}
     listed_unfinished = name in runs and not runs[name].finished and runs[name].step == ck_step
     t1 = time.perf_counter()
-    res = train_jobs.resume_training(name)
+    res = resume_training(name)
     if not res.ok:
         raise RuntimeError(res.message)
     job = res.job
@@ -125,7 +129,7 @@ def main() -> int:
         return _child(a.name, a.preset, json.loads(a.overrides))
     tmp = tempfile.mkdtemp(prefix="lab-kill-")
     r = kill_and_resume(tmp, a.preset, json.loads(a.overrides), a.kill_at, a.name)
-    from diffusion_core.tasks.evaluate import evaluate_digits
+    from diffusion_core.training.digits_check import evaluate_digits
 
     if r["resumed_state"] == "done" and a.preset.startswith("digits"):
         c = evaluate_digits(model=a.name, n=1000)

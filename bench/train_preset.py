@@ -1,6 +1,6 @@
 """Train-page presets, timed end to end through the page's own code path.
 
-Starts the preset with ``diffusion_core.training.train_jobs.start_training`` (the background job the
+Starts the preset with ``diffusion_core.jobs.train.start_training`` (the background job the
 Train page runs, with its thread choice), waits for it, and then runs the digits classifier
 check on the model it exported. Writes bench/results/train_preset.{md,json}.
 
@@ -41,14 +41,15 @@ def main() -> int:
     os.environ["DIFFUSION_LAB_USER_MODELS"] = tmp
     import torch
 
-    from diffusion_core.tasks.evaluate import evaluate_digits
-    from diffusion_core.training import train_jobs
+    from diffusion_core.jobs.train import start_training
+    from diffusion_core.training.digits_check import evaluate_digits
+    from diffusion_core.training.presets import PRESETS
 
-    p = train_jobs.PRESETS[a.preset]
+    p = PRESETS[a.preset]
     overrides = {"steps": a.steps} if a.steps else None
     before = load_avg()
     t0 = time.perf_counter()
-    res = train_jobs.start_training("bench-preset", a.preset, overrides)
+    res = start_training("bench-preset", a.preset, overrides)
     if not res.ok:
         print("could not start:", res.message)
         return 1

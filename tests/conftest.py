@@ -107,7 +107,7 @@ def page(browser):
 @pytest.fixture()
 def models_dir(tmp_path, monkeypatch):
     """A private user-model folder for Train-page job tests; never leaves a job running."""
-    from diffusion_core.training import train_jobs as tj
+    from diffusion_core.jobs import train as tj
 
     d = tmp_path / "user_models"
     monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(d))

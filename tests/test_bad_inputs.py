@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from diffusion_core.media.images import ImageLoadError, LoadedImage, load_image
+from diffusion_core.media.decode import ImageLoadError, LoadedImage, load_image
 
 
 def _import_make_bad() -> ModuleType:

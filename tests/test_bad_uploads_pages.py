@@ -23,8 +23,8 @@ from types import ModuleType
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from diffusion_core.media.images import ImageLoadError, load_image
-from ui.state import UPLOAD_TYPES
+from diffusion_core.media.decode import ImageLoadError, load_image
+from ui.picker import UPLOAD_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 

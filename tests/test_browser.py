@@ -115,23 +115,39 @@ def test_add_noise_upload_and_scrub(app_server, page, tmp_path, artifacts_dir):
 def test_home_links_every_page(app_server, page):
     page.goto(app_server)
     # the sidebar links render after the title: wait for them rather than counting at once
-    names = ["Add noise", "Restore", "Repair", "Train", "Why diffusion", "Cost of steps"]
-    for name in names:
-        page.get_by_role("link", name=name).first.wait_for(timeout=60_000)
-    link = page.get_by_role("link", name="Add noise").first
-    link.click()
+    paths = {"Add noise": "Add_noise", "Restore": "Restore", "Repair": "Repair", "Train": "Train",
+             "Why diffusion": "Why_diffusion", "Cost of steps": "Cost_of_steps"}
+    for name, path in paths.items():
+        link = page.get_by_role("link", name=name).first
+        link.wait_for(timeout=60_000)
+        href = link.get_attribute("href") or ""
+        assert link.is_visible() and href.rstrip("/").split("/")[-1] == path, (name, href)
+    page.get_by_role("link", name="Add noise").first.click()
     page.wait_for_url("**/Add_noise", timeout=60_000)
+    title = page.get_by_text("Add noise: the forward process")
+    title.wait_for(timeout=60_000)
+    assert page.url.rstrip("/").endswith("/Add_noise") and title.is_visible()
 
 
 def test_why_diffusion_trains_and_shows_table(app_server, page, artifacts_dir):
+    import re
+
     page.goto(app_server + "/Why_diffusion")
     steps = page.get_by_role("spinbutton", name="Training steps")
     steps.fill("40")
     steps.press("Enter")
     page.wait_for_timeout(500)
+    assert page.get_by_text("Pick a dataset and press Train").first.is_visible()
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("Results on").first.wait_for(timeout=300_000)
+    heading = page.get_by_text("Results on Ring of 8 Gaussians (seed 0, 40 steps)")
+    heading.wait_for(timeout=300_000)
     page.wait_for_timeout(1000)
+    assert heading.is_visible()
+    assert page.locator("[data-testid='stDataFrame']").first.is_visible()
+    # one panel per model (GAN, VAE, diffusion), each saying it trained the 40 steps
+    assert page.get_by_text(re.compile(r"^40 steps, [0-9.]+ s$")).count() == 3
+    assert page.get_by_text("Training failed").count() == 0
+    assert page.get_by_text("Pick a dataset and press Train").count() == 0
     page.screenshot(path=str(artifacts_dir / "why_diffusion.png"), full_page=True)
 
 

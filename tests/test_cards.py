@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffusion_core.models.registry import ModelInfo, ModelLoadError, list_models, load_denoiser, sha256_file
+from diffusion_core.units import sigma_from_255
+from tests.doubles import photo_crop
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIRS = sorted(p for p in (ROOT / "models").iterdir() if (p / "card.json").exists())
@@ -56,4 +59,12 @@ def test_corrupt_weights_give_clear_error_and_others_work(tmp_path):
     card.pop("sha256")
     with pytest.raises(ModelLoadError, match="truncated or corrupt"):
         load_denoiser(ModelInfo("broken", bad, "user", card))
-    assert load_denoiser("natural") is not None
+    # the good model still loads and works: it cleans a noisy crop
+    den = load_denoiser("natural")
+    x0 = photo_crop()
+    y = (x0 + sigma_from_255(25) * torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)))[None]
+    with torch.no_grad():
+        out = den(y, sigma_from_255(25))
+    assert out.shape == y.shape and torch.isfinite(out).all()
+    noisy_mse = float(((y[0] - x0) ** 2).mean())
+    assert float(((out[0] - x0) ** 2).mean()) < noisy_mse / 4  # over 6 dB better

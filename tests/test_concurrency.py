@@ -14,7 +14,7 @@ import pytest
 
 from bench.live_server import live_server
 from bench.load_bench import SIZES, measure
-from ui.state import SIZES as PAGE_SIZES
+from ui.picker import SIZES as PAGE_SIZES
 
 pytestmark = pytest.mark.browser
 

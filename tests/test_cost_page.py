@@ -79,7 +79,7 @@ def test_stop_keeps_the_finished_runs(user_models_dir):
     assert not at.exception, [e.message for e in at.exception]
     if not job.done:  # still running: the live view shows progress and a Stop button
         assert len(at.get("progress")) == 1
-        at.button(key="cost_stop").click().run()
+        at.button(key=f"cost_stop_{job.id}").click().run()
     _wait_done(at)
     assert not at.exception, [e.message for e in at.exception]
     assert job.state in ("stopped", "done")

@@ -17,6 +17,7 @@ from PIL import Image
 
 from diffusion_core.maths.forward import x_at_step
 from diffusion_core.maths.schedules import make_schedule
+from diffusion_core.media.decode import load_image
 from diffusion_core.media.export import (
     fit_size,
     forward_steps,
@@ -29,7 +30,7 @@ from diffusion_core.media.export import (
     strip_png,
     write_restore_animation,
 )
-from diffusion_core.media.images import load_image, sample_path
+from diffusion_core.media.samples import sample_path
 from diffusion_core.models.registry import get_denoiser
 from diffusion_core.tasks.restore import restore
 
@@ -165,6 +166,7 @@ def test_metrics_json_replaces_infinities(small_run):
     assert d["final"]["psnr"] is None  # identical images: infinite PSNR becomes null
 
 
+@pytest.mark.system
 def test_cli_restore_writes_outputs(tmp_path):
     img = sample_path("astronaut")
     out, js, gif = tmp_path / "r.png", tmp_path / "r.json", tmp_path / "r.gif"

@@ -1,4 +1,5 @@
-"""Tests for diffusion_core.media.images: formats, modes, orientation, limits, helpers, samples."""
+"""Tests for diffusion_core.media.decode (formats, modes, orientation, limits), .convert (tensor
+helpers) and .samples (the built-in pictures)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,10 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from diffusion_core.media import images
-from diffusion_core.media.images import (
-    ImageLoadError,
-    LoadedImage,
-    from_uint8,
-    list_samples,
-    load_image,
-    load_sample,
-    sample_images,
-    tensor_to_float01,
-    to_pil,
-    to_uint8,
-)
+from diffusion_core.media import decode, samples
+from diffusion_core.media.convert import from_uint8, tensor_to_float01, to_pil, to_uint8
+from diffusion_core.media.decode import ImageLoadError, LoadedImage, load_image
+from diffusion_core.media.samples import list_samples, load_sample, sample_images
 
 # ------------------------------------------------------------------------------------------
 # helpers
@@ -395,13 +387,13 @@ def test_decompression_bomb_rejected_quickly_without_decoding(
 
 
 def test_pillow_guard_uses_module_limit() -> None:
-    assert Image.MAX_IMAGE_PIXELS == images.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == decode.MAX_IMAGE_PIXELS
 
 
 def test_declared_size_checked_against_module_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(ImageLoadError, match="40×40"):
         load_image(encode(Image.new("L", (40, 40)), "PNG"))
     load_image(encode(Image.new("L", (30, 30)), "PNG"))
@@ -409,7 +401,7 @@ def test_declared_size_checked_against_module_limit(
 
 def test_byte_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     data = encode(Image.fromarray(gradient()), "PNG")
-    monkeypatch.setattr(images, "MAX_INPUT_BYTES", len(data) - 1)
+    monkeypatch.setattr(decode, "MAX_INPUT_BYTES", len(data) - 1)
     path = tmp_path / "big.png"
     path.write_bytes(data)
     for source in (data, path, io.BytesIO(data)):
@@ -517,7 +509,7 @@ def test_every_sample_loads_offline() -> None:
         result = load_sample(name, max_side=128)
         check_valid(result)
         assert max(result.size) <= 128
-        assert result.is_gray == images.SAMPLES[name].gray, name
+        assert result.is_gray == samples.SAMPLES[name].gray, name
 
 
 @pytest.mark.usefixtures("no_network")

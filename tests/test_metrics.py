@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from diffusion_core.tasks.restore import psnr, ssim
+from diffusion_core.tasks.metrics import psnr, ssim
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:

@@ -142,6 +142,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     _assert_same_checkpoints(tmp_path / "a", tmp_path / "b", 12)
 
 
+@pytest.mark.system
 def test_loader_processes_give_the_same_training(tmp_path, monkeypatch):
     # batches built by 2 loader processes (in step order) train exactly what the
     # in-process batches train, also across a stop and a resume
@@ -162,6 +163,7 @@ def test_loader_processes_give_the_same_training(tmp_path, monkeypatch):
     assert not torch.equal(first[0], second[0])
 
 
+@pytest.mark.system
 def test_resume_after_kill(tmp_path):
     """kill -9 mid-run loses at most the steps since the last checkpoint."""
     cfg = {**_tiny_cfg(steps=400, ckpt_every=3).__dict__}
@@ -188,6 +190,7 @@ def test_resume_after_kill(tmp_path):
     assert torch.load(ck, weights_only=True)["step"] == state["step"] + 3
 
 
+@pytest.mark.system
 def test_torchrun_gloo_two_ranks_identical_weights(tmp_path):
     cfg = {**_tiny_cfg(steps=4, ckpt_every=2).__dict__}
     cfg_path = tmp_path / "cfg.json"
@@ -213,7 +216,7 @@ def test_cpu_speed_options_keep_the_numbers(monkeypatch):
     to float rounding; bf16 to about 50 dB; the preconditioning identities still hold."""
     from diffusion_core.maths.precond import cpu_has_fast_bf16
     from diffusion_core.models import registry
-    from diffusion_core.tasks.restore import psnr
+    from diffusion_core.tasks.metrics import psnr
 
     torch.manual_seed(0)
     net = DenoiserUNet(**TINY_NET).eval()

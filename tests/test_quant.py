@@ -13,7 +13,7 @@ from diffusion_core.models import quant
 from diffusion_core.models.nets import DenoiserUNet
 from diffusion_core.models.registry import get_int8_denoiser, load_denoiser
 from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table
-from diffusion_core.tasks.restore import psnr
+from diffusion_core.tasks.metrics import psnr
 
 pytestmark = pytest.mark.skipif(quant.quant_engine() is None,
                                 reason="no x86 quantized engine in this torch build")
@@ -47,9 +47,9 @@ def test_fixed_sigma_body_is_the_network_in_float(shape, sigma):
 
 
 def _photo(size: int = 96) -> torch.Tensor:
-    from diffusion_core.training.data import _read_rgb_uint8, bundled_photo_paths
+    from diffusion_core.media.photos import bundled_photo_paths, read_rgb_uint8
 
-    a = _read_rgb_uint8(bundled_photo_paths()[-1])  # not among the first calibration crops
+    a = read_rgb_uint8(bundled_photo_paths()[-1])  # not among the first calibration crops
     top, left = (a.shape[0] - size) // 3, (a.shape[1] - size) // 3
     a = a[top:top + size, left:left + size]
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 127.5 - 1

@@ -14,7 +14,6 @@ from PIL import Image
 from diffusion_core.cli.repair import cli_denoise, cli_inpaint
 from diffusion_core.maths.forward import sigma_at_step
 from diffusion_core.maths.samplers import StopSampling
-from diffusion_core.media.images import load_sample
 from diffusion_core.media.masks import (
     PRESETS,
     MaskError,
@@ -26,40 +25,20 @@ from diffusion_core.media.masks import (
     resize_mask,
     selection_mask,
 )
-from diffusion_core.tasks.repair import (
-    add_noise,
-    blind_denoise,
-    damaged_view,
-    default_schedule,
-    denoise_nlm,
-    estimate_noise_sigma,
-    inpaint,
-    inpaint_biharmonic,
-    masked_psnr,
-    noise_words,
-    repaint_schedule,
-    sigma_from_255,
-    sigma_to_255,
-    step_for_noise,
-)
-from diffusion_core.tasks.restore import psnr
+from diffusion_core.media.samples import load_sample
+from diffusion_core.tasks.baselines import denoise_nlm, inpaint_biharmonic
+from diffusion_core.tasks.blind import blind_denoise, estimate_noise_sigma, noise_words, step_for_noise
+from diffusion_core.tasks.inpaint import inpaint, repaint_schedule
+from diffusion_core.tasks.metrics import masked_psnr, psnr
+from diffusion_core.tasks.pictures import add_noise, damaged_view
+from diffusion_core.tasks.restore import default_schedule
+from diffusion_core.units import sigma_from_255, sigma_to_255
+from tests.doubles import Oracle
 
 ROOT = Path(__file__).resolve().parent.parent
 # Ordinary photos (colour and gray) and gray/colour medical pictures. Fine textures (grass,
 # tissue) and the mostly-black night sky (hubble) are known weak spots: see estimate_noise_sigma.
 ESTIMATE_SAMPLES = ["astronaut", "cat", "coffee", "camera", "retina", "cells", "phantom"]
-
-
-class Oracle:
-    """D(y, sigma) = x0: a perfect denoiser for a single known picture."""
-
-    def __init__(self, x0: torch.Tensor):
-        self.x0 = x0
-        self.calls: list[tuple[torch.Tensor, float]] = []
-
-    def __call__(self, y, sigma):
-        self.calls.append((y.detach().clone(), float(torch.as_tensor(sigma).reshape(-1)[0])))
-        return self.x0[None].to(y.device).expand_as(y).clone()
 
 
 class Mixture:
@@ -351,7 +330,113 @@ def test_cli_inpaint_and_denoise(tmp_path, capsys):
     assert cli_denoise([str(img), "--sigma", "lots", "--out", str(out)]) == 2
 
 
+@pytest.fixture(scope="module")
+def odd_photo(tmp_path_factory):
+    """A noisy 301x203 photo (odd, not square) on disk, and its clean original."""
+    clean = load_sample("astronaut", max_side=400, mode="rgb").tensor[:, :203, :301]
+    noisy = add_noise(clean, 20, seed=0)
+    path = tmp_path_factory.mktemp("odd") / "photo.png"
+    Image.fromarray((noisy.permute(1, 2, 0).numpy() * 127.5 + 127.5).round().astype(np.uint8)).save(path)
+    return path, clean
+
+
+def _read(path) -> torch.Tensor:
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1) / 127.5 - 1
+
+
+def test_cli_denoise_writes_the_input_size_by_default(odd_photo, tmp_path, capsys):
+    from diffusion_core.cli import main
+
+    img, clean = odd_photo
+    out = tmp_path / "x.png"
+    assert main(["denoise", str(img), "--sigma", "auto", "--out", str(out)]) == 0
+    assert Image.open(out).size == (301, 203)
+    text = capsys.readouterr().out
+    assert "(301×203)" in text and "estimated" in text
+    assert psnr(_read(out), clean) > psnr(_read(img), clean) + 3  # and it did remove noise
+    small = tmp_path / "small.png"
+    assert main(["denoise", str(img), "--size", "100", "--mode", "one_shot", "--out", str(small)]) == 0
+    assert Image.open(small).size == (100, 67)  # asked for: shrunk, aspect kept
+
+
+def test_cli_large_pictures_run_in_tiles(odd_photo, tmp_path, capsys, monkeypatch):
+    import diffusion_core.cli.repair as cli_repair
+    from diffusion_core.cli import main
+    from diffusion_core.tasks.tiling import TiledDenoiser
+
+    img, clean = odd_photo
+    wrapped = []
+    real = cli_repair.maybe_tiled
+
+    def spy(*args, **kw):
+        den = real(*args, **kw)
+        wrapped.append(den)
+        return den
+
+    monkeypatch.setattr(cli_repair, "maybe_tiled", spy)
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    args = ["denoise", str(img), "--sigma", "20", "--mode", "one_shot", "--out"]
+    assert main(args + [str(whole)]) == 0 and main(args + [str(tiled), "--tile", "128"]) == 0
+    assert not isinstance(wrapped[0], TiledDenoiser) and isinstance(wrapped[1], TiledDenoiser)
+    assert wrapped[1].tile == 128
+    assert Image.open(tiled).size == Image.open(whole).size == (301, 203)
+    assert psnr(_read(tiled), _read(whole)) > 35  # no seams worth the name
+    inp = tmp_path / "inp.png"
+    assert main(["inpaint", str(img), "--preset", "blocks", "--steps", "2", "--tile", "128",
+                 "--no-baseline", "--out", str(inp)]) == 0
+    assert Image.open(inp).size == (301, 203) and isinstance(wrapped[-1], TiledDenoiser)
+    text = capsys.readouterr().out
+    assert "PSNR in the damaged region: diffusion" in text and "biharmonic" not in text
+
+
+def test_every_cli_option_has_help():
+    import argparse
+
+    from diffusion_core.cli import build_parser
+    from diffusion_core.cli.repair import denoise_parser, inpaint_parser
+
+    top = build_parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {"noise", "restore", "generate", "inpaint", "denoise", "train",
+                                "export", "evaluate"}
+    assert all(c.help for c in sub._choices_actions)
+    for p in [*sub.choices.values(), inpaint_parser(), denoise_parser()]:
+        for act in p._actions:
+            if not isinstance(act, argparse._HelpAction):
+                assert act.help and act.help.strip(), (p.prog, act.dest)
+
+
+def test_cli_progress_line_only_on_a_terminal():
+    from diffusion_core.cli.common import step_progress
+    from diffusion_core.maths.samplers import StepInfo
+
+    buf = io.StringIO()
+    assert step_progress("denoise", buf) is None  # a pipe or a log: nothing
+    tell = step_progress("denoise", buf, force=True)
+    tell(StepInfo(0, 2, 0.5))
+    tell(StepInfo(1, 2, 0.1))
+    assert buf.getvalue() == "\rdenoise: step 1/2 (noise 0.5)   \rdenoise: step 2/2 (noise 0.1)   \n"
+
+
 # ---------------------------------------------------------------- the page (AppTest, real model)
+
+
+def _finish(at, job_key: str, timeout: float = 240.0) -> None:
+    """The run happens in a background job: rerun the page until it has shown the result."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = at.session_state[job_key] if job_key in at.session_state else None
+        assert job is not None, "no job was started"
+        if job.done:
+            at.run()  # the full run that draws the results
+            assert job.state == "done", job.error
+            return
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+    raise AssertionError(f"{job_key} did not finish in time")
 
 
 def test_repair_page_inpaints_and_denoises(user_models_dir):
@@ -365,6 +450,7 @@ def test_repair_page_inpaints_and_denoises(user_models_dir):
     at.number_input(key="repair_inpaint_steps").set_value(5)
     at.button(key="repair_run_inpaint").click().run()
     assert not at.exception, [e.message for e in at.exception]
+    _finish(at, "repair_inpaint_job")
     out = at.session_state["repair_inpaint_result"]
     assert out["diffusion"].shape[:2] == out["original"].shape[:2] and max(out["diffusion"].shape) == 64
     assert out["calls"] == 5 and out["known"]
@@ -377,6 +463,7 @@ def test_repair_page_inpaints_and_denoises(user_models_dir):
     at.number_input(key="repair_denoise_steps").set_value(3)
     at.button(key="repair_run_denoise").click().run()
     assert not at.exception, [e.message for e in at.exception]
+    _finish(at, "repair_denoise_job")
     d = at.session_state["repair_denoise_result"]
     assert d["diffusion"].ndim == 2  # gray stays gray
     assert d["step"] > 0 and d["steps_run"] == 3
@@ -404,14 +491,62 @@ def test_repair_page_fast_8bit_mode(user_models_dir):
     at.slider(key="repair_noise_amount").set_value(25).run()
     at.button(key="repair_run_denoise").click().run()
     assert not at.exception, [e.message for e in at.exception]
+    _finish(at, "repair_denoise_job")
     full = at.session_state["repair_denoise_result"]
     assert full["int8"] is False and full["steps_run"] == 1
     at.checkbox(key="repair_int8").check().run()
     assert any("earlier settings" in c.value for c in at.caption)  # the switch is a new setting
     at.button(key="repair_run_denoise").click().run()
     assert not at.exception, [e.message for e in at.exception]
+    _finish(at, "repair_denoise_job")
     fast = at.session_state["repair_denoise_result"]
     assert fast["int8"] is True
     assert fast["psnr"]["diffusion"] > fast["psnr"]["noisy"] + 5
     assert abs(fast["psnr"]["diffusion"] - full["psnr"]["diffusion"]) < 0.5
     assert any("8-bit" in i.caption for im in at.image for i in im.proto.imgs)
+
+
+def test_repair_page_runs_in_the_background_and_can_be_stopped(user_models_dir):
+    """The page starts a job and returns at once; Stop keeps the latest guess; a new visit
+    to the page (same session) shows the running job."""
+    from streamlit.testing.v1 import AppTest
+
+    page = str(ROOT / "pages/3_Repair.py")
+    at = AppTest.from_file(page, default_timeout=240)
+    at.session_state["lab_max_side"] = 128
+    at.session_state["repair_size"] = 64
+    at.run()
+    at.number_input(key="repair_inpaint_steps").set_value(500)
+    at.number_input(key="repair_resample").set_value(10)
+    at.button(key="repair_run_inpaint").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    job = at.session_state["repair_inpaint_job"]
+    assert not job.done and at.button(key="repair_run_inpaint").disabled  # the page returned
+    try:
+        _stop_from_another_visit(page, job)
+    finally:
+        job.stop()
+    at.run()
+    out = at.session_state["repair_inpaint_result"]
+    assert out["stopped"] and 0 < out["calls"] < 5000
+    assert any("Stopped early" in w.value for w in at.warning)
+
+
+def _stop_from_another_visit(page: str, job) -> None:
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    for _ in range(400):
+        if job.snapshot()["i"] >= 2:
+            break
+        time.sleep(0.05)
+    # coming back to the page shows the running job, with its Stop button
+    again = AppTest.from_file(page, default_timeout=240)
+    again.session_state["repair_inpaint_job"] = job
+    again.run()
+    assert not again.exception, [e.message for e in again.exception]
+    assert any("Model call" in str(p.proto) for p in again.get("progress"))
+    stop = again.button(key=f"repair_inpaint_stop_{job.id}")
+    stop.click().run()
+    assert job.wait(60) and job.state == "stopped"

@@ -1,4 +1,7 @@
-"""The background restore job: progress, stop, queueing and failures (no real model)."""
+"""The background restore job: progress, stop and failures of a restore (no real model).
+
+Queueing, the GPU lock and a closed tab are the job base's, tested in tests/test_jobs.py;
+here only that a restore run keeps its partial result when they stop it."""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import time
 
 import torch
 
-from diffusion_core.jobs import restore_jobs as jobs
-from diffusion_core.jobs.restore_jobs import RestoreJob, frame_every_for, friendly_error, planned_steps
+from diffusion_core.jobs import base
+from diffusion_core.jobs.base import friendly_error
+from diffusion_core.jobs.restore import RestoreJob, frame_every_for, planned_steps
 from diffusion_core.maths.schedules import make_schedule
+from tests.doubles import Failing
 
 SCH = make_schedule("linear", 1000)
 
@@ -54,62 +59,8 @@ def test_stop_keeps_what_was_computed():
     assert job.result.final.shape == (1, 8, 8)
 
 
-def test_queued_job_waits_for_a_slot_and_can_be_stopped():
-    taken = 0
-    while jobs._SLOTS.acquire(blocking=False):
-        taken += 1
-    try:
-        job = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8)).start()
-        for _ in range(50):
-            if job.state == "waiting":
-                break
-            threading.Event().wait(0.05)
-        assert job.state == "waiting"
-        job.stop()
-        assert job.wait(10) and job.state == "stopped" and job.result is None
-    finally:
-        for _ in range(taken):
-            jobs._SLOTS.release()
-
-
-def test_accelerator_runs_go_one_at_a_time(monkeypatch):
-    """With a GPU, a second visitor's run waits for the first even when a CPU slot is free
-    (simulated: the jobs are told their device is an accelerator; the work runs on the CPU)."""
-    monkeypatch.setattr(jobs, "_on_accelerator", lambda device: True)
-    first_den = Slow(block_after=1)
-    first = RestoreJob(first_den, None, SCH, step=1000, steps=4, shape=(1, 8, 8)).start()
-    for _ in range(200):
-        if first_den.calls >= 2:
-            break
-        threading.Event().wait(0.02)
-    assert first.state == "running"
-    second = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8)).start()
-    threading.Event().wait(0.5)
-    assert second.state == "waiting" and jobs.max_concurrent_runs() >= 2
-    first_den.release.set()
-    assert first.wait(30) and first.state == "done"
-    assert second.wait(30) and second.state == "done"
-    # a stop while waiting for the GPU leaves the queue cleanly and frees nothing it lacks
-    blocker_den = Slow(block_after=0)
-    blocker = RestoreJob(blocker_den, None, SCH, step=1000, steps=2, shape=(1, 8, 8)).start()
-    for _ in range(200):
-        if blocker_den.calls >= 1:
-            break
-        threading.Event().wait(0.02)
-    waiting = RestoreJob(Slow(), None, SCH, step=1000, steps=2, shape=(1, 8, 8)).start()
-    threading.Event().wait(0.3)
-    waiting.stop()
-    assert waiting.wait(10) and waiting.state == "stopped"
-    blocker_den.release.set()
-    assert blocker.wait(30) and blocker.state == "done"
-    assert jobs._GPU_LOCK.acquire(blocking=False)
-    jobs._GPU_LOCK.release()
-
-
 def test_failure_becomes_one_sentence():
-    def broken(x, sigma):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nlong details")
-
+    broken = Failing(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nlong details"))
     job = RestoreJob(broken, torch.zeros(3, 8, 8), SCH, step=100, steps=2).start()
     assert job.wait(30) and job.state == "failed"
     assert job.error.startswith("The GPU ran out of memory")
@@ -167,22 +118,9 @@ def test_run_stops_when_its_session_is_gone_for_the_grace_period():
     assert after.get("restore_threads", 0) <= before.get("restore_threads", 0)
 
 
-def test_a_short_disconnect_within_the_grace_period_keeps_the_run():
-    here = threading.Event()
-    here.set()
-    job = RestoreJob(Ticking(), None, SCH, step=1000, steps=150, shape=(1, 8, 8),
-                     alive=here.is_set, grace_s=3.0).start()
-    assert _wait_for(lambda: job.i >= 2)
-    here.clear()  # a network blip ...
-    time.sleep(0.1)
-    here.set()  # ... and the session reconnects
-    assert job.wait(60) and job.state == "done" and not job.abandoned
-    assert job.result.steps_run == 150
-
-
 def test_a_queued_run_whose_session_is_gone_leaves_the_queue():
     taken = 0
-    while jobs._SLOTS.acquire(blocking=False):
+    while base.RUN_SLOTS.try_acquire():
         taken += 1
     try:
         job = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8),
@@ -191,23 +129,6 @@ def test_a_queued_run_whose_session_is_gone_leaves_the_queue():
         assert job.result is None
     finally:
         for _ in range(taken):
-            jobs._SLOTS.release()
+            base.RUN_SLOTS.release()
 
 
-def test_a_broken_or_missing_alive_check_never_stops_a_run():
-    def broken():
-        raise RuntimeError("no runtime")
-
-    for alive in (broken, None, lambda: None):
-        job = RestoreJob(Slow(), None, SCH, step=1000, steps=3, shape=(1, 8, 8),
-                         alive=alive, grace_s=0.0).start()
-        assert job.wait(30) and job.state == "done" and not job.abandoned
-
-
-def test_grace_period_from_the_environment(monkeypatch):
-    monkeypatch.setenv("DIFFUSION_LAB_ORPHAN_GRACE_S", "2.5")
-    assert jobs.orphan_grace_s() == 2.5
-    monkeypatch.setenv("DIFFUSION_LAB_ORPHAN_GRACE_S", "soon")
-    assert jobs.orphan_grace_s() == 20.0
-    monkeypatch.setenv("DIFFUSION_LAB_ORPHAN_GRACE_S", "-1")
-    assert jobs.orphan_grace_s() == 20.0

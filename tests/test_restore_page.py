@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from diffusion_core.maths.forward import step_for_sigma
 from diffusion_core.maths.schedules import make_schedule
+from tests.doubles import Failing
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/2_Restore.py")
@@ -138,12 +139,9 @@ def test_generate_with_the_photo_model_says_it_invents_textures(user_models_dir)
 
 
 def test_a_failed_run_shows_one_message(user_models_dir):
-    from diffusion_core.jobs.restore_jobs import RestoreJob
+    from diffusion_core.jobs.restore import RestoreJob
 
-    def broken(x, sigma):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
-
-    job = RestoreJob(broken, torch.zeros(3, 16, 16), make_schedule("linear"), 57, 3).start()
+    job = RestoreJob(Failing(), torch.zeros(3, 16, 16), make_schedule("linear"), 57, 3).start()
     assert job.wait(30)
     at = _new_page(restore_job=job)
     assert not at.exception, [e.message for e in at.exception]

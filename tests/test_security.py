@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from diffusion_core.media.images import MAX_INPUT_BYTES
+from diffusion_core.media.decode import MAX_INPUT_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")])
@@ -199,22 +199,49 @@ def test_streamlit_config_is_locked_down():
 NUMERIC = {"number_input", "slider", "select_slider"}
 
 #: (file, widget label) -> why the value cannot be out of range without a clamp call
+_BY_REQUEST = "read from the session by a diffusion_core.app request ({}), which clamps it: " \
+    "test_page_requests_clamp_hostile_session_values"
 CLAMP_ALLOWED = {
     ("pages/2_Restore.py", "Sampler step"): (
-        "looked up with by_step.get(k, frames[0]): any other value shows the first frame"),
+        "looked up with RestoreOutcome.frame(k): any other value shows the first frame"),
+    **{("pages/3_Repair.py", label): _BY_REQUEST.format("inpaint_request") for label in (
+        "Steps", "Rounds of harmonising", "Steps between harmonising",
+        "Randomness per step (eta)")},
+    ("pages/3_Repair.py", "Steps (step by step only)"): _BY_REQUEST.format("denoise_request"),
+    **{("pages/4_Train.py", label): _BY_REQUEST.format("TrainRequest.settings") for label in (
+        "Batch size", "Learning rate", "New samples every … steps", "Crop size (pixels)")},
+    **{("pages/5_Why_diffusion.py", label): _BY_REQUEST.format("CompareRequest.from_form")
+       for label in ("Training steps", "Seed")},
+    ("ui/repair_view.py", "Brush size"): (
+        "only the canvas's brush width in the browser; the server never computes with it"),
 }
 
 
-def _is_clamp(call: ast.Call) -> bool:
+def _root_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _trusted(tree: ast.AST) -> frozenset[str]:
+    """Names the file imports from ``diffusion_core.app``: the pages' request layer, whose
+    contract is to take raw page values and clamp them (its own tests check that)."""
+    return frozenset(a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                     and (n.module or "").split(".")[:2] == ["diffusion_core", "app"]
+                     for a in n.names)
+
+
+def _is_clamp(call: ast.Call, trusted: frozenset[str] = frozenset()) -> bool:
     name = _call_name(call)
-    if "clamp" in name.lower() or name == "effective_settings":
+    if "clamp" in name.lower() or name == "effective_settings" or _root_name(call.func) in trusted:
         return True
     other = {"min": "max", "max": "min"}.get(name)  # min(max(v, lo), hi) and the reverse
     return other is not None and any(isinstance(a, ast.Call) and _call_name(a) == other
                                      for a in call.args)
 
 
-def _targets(call: ast.Call, parent: dict) -> tuple[list[tuple[str, str]], bool]:
+def _targets(call: ast.Call, parent: dict, trusted: frozenset[str] = frozenset()
+             ) -> tuple[list[tuple[str, str]], bool]:
     """What the widget's value is known by: its result's name, its key (or the key of the
     shared value it is bound to) and the dict of keys it comes from. Second value: the
     widget call sits inside a clamp call already."""
@@ -222,7 +249,7 @@ def _targets(call: ast.Call, parent: dict) -> tuple[list[tuple[str, str]], bool]
     node, inside = call, False
     while node in parent:
         node = parent[node]
-        if isinstance(node, ast.Call) and _is_clamp(node):
+        if isinstance(node, ast.Call) and _is_clamp(node, trusted):
             inside = True
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -264,9 +291,10 @@ def _unclamped(p: Path) -> list[str]:
     tree = _tree(p)
     parent = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     assigned = _assignments(tree)
+    trusted = _trusted(tree)
     guards: list[ast.AST] = []  # what clamps and membership tests look at
     for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and _is_clamp(n):
+        if isinstance(n, ast.Call) and _is_clamp(n, trusted):
             guards += list(n.args) + [k.value for k in n.keywords]
         elif isinstance(n, ast.Compare) and any(isinstance(o, (ast.In, ast.NotIn)) for o in n.ops):
             guards += [n.left]
@@ -278,7 +306,7 @@ def _unclamped(p: Path) -> list[str]:
         label = n.args[0].value if n.args and isinstance(n.args[0], ast.Constant) else "?"
         if (_rel(p), label) in CLAMP_ALLOWED:
             continue
-        targets, inside = _targets(n, parent)
+        targets, inside = _targets(n, parent, trusted)
         if inside or any(_mentions(g, t, assigned) for g in guards for t in targets):
             continue
         bad.append(f"{_rel(p)}:{n.lineno} {n.func.attr}({label!r})")
@@ -286,8 +314,35 @@ def _unclamped(p: Path) -> list[str]:
 
 
 def test_every_numeric_widget_is_clamped_on_the_server():
-    bad = [b for p in PAGES + [ROOT / "ui" / "state.py"] for b in _unclamped(p)]
+    bad = [b for p in PAGES + sorted((ROOT / "ui").glob("*.py")) for b in _unclamped(p)]
     assert not bad, "numeric widgets without a server-side clamp:\n" + "\n".join(bad)
+
+
+def test_page_requests_clamp_hostile_session_values():
+    """The requests that the allow-list above relies on really clamp what they read."""
+    import torch
+
+    from diffusion_core.app.repair import NoiseReading, denoise_request, inpaint_request
+    from diffusion_core.app.toy2d import CompareRequest
+    from diffusion_core.app.train import TrainRequest
+    from diffusion_core.training.presets import LIMITS
+
+    x, mask = torch.zeros(3, 8, 8), torch.zeros(8, 8, dtype=torch.bool)
+    hostile = {"repair_inpaint_steps": 10**9, "repair_resample": -3, "repair_jump": "x",
+               "repair_eta": float("nan"), "repair_denoise_steps": -(10**9),
+               "toy2d_steps": 10**12, "toy2d_seed": -1}
+    fill = inpaint_request(x, mask, "preset", hostile, 0, True)
+    assert (fill.steps, fill.resample, fill.jump) == (500, 1, 10) and 0 <= fill.eta <= 1
+    clean = denoise_request(x, None, NoiseReading(25.0, 0.2, False), hostile, 0, True, ())
+    assert clean.steps == 1
+    cmp_ = CompareRequest.from_form(hostile)
+    assert cmp_.seed == 0 and cmp_.budget.steps <= 20_000
+    train = TrainRequest.from_form({"train_dataset": "digits", "train_batch": 10**9,
+                                    "train_lr": -1.0, "train_preview_every": 0,
+                                    "train_patch": 10**6}).settings
+    for k in ("batch", "lr", "preview_every", "patch"):
+        lo, hi = LIMITS[k][:2]
+        assert lo <= train[k] <= hi, (k, train[k])
 
 
 def test_the_clamp_check_notices_a_missing_clamp(tmp_path):
@@ -296,8 +351,13 @@ def test_the_clamp_check_notices_a_missing_clamp(tmp_path):
                  "y = st.slider('Tight', 0, 10)\ny = clamp_int(y, 0, 10, 0)\n"
                  "st.number_input('Keyed', 0, 5, key='k')\nv = clamp_int(ss['k'], 0, 5, 0)\n"
                  "st.number_input('Bound', 0, 5, **bind(K_X))\nw = min(max(ss[K_X], 0), 5)\n"
-                 "st.number_input('Unbound', 0, 5, **bind(K_Y))\nw = ss[K_Y]\n")
-    assert _unclamped(p) == ["probe.py:2 slider('Loose')", "probe.py:9 number_input('Unbound')"]
+                 "st.number_input('Unbound', 0, 5, **bind(K_Y))\nw = ss[K_Y]\n"
+                 "from diffusion_core.app.restore import RestoreRequest\n"
+                 "from diffusion_core.maths.forward import x_at_step\n"
+                 "st.number_input('Requested', 0, 5, key='r')\nq = RestoreRequest.of(steps=ss['r'])\n"
+                 "st.number_input('Elsewhere', 0, 5, key='e')\nz = x_at_step(ss['e'])\n")
+    assert _unclamped(p) == ["probe.py:2 slider('Loose')", "probe.py:9 number_input('Unbound')",
+                             "probe.py:15 number_input('Elsewhere')"]
 
 
 def test_the_html_check_notices_user_text(tmp_path):

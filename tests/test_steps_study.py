@@ -12,11 +12,11 @@ import math
 import pytest
 import torch
 
+from diffusion_core.jobs.study import StudyJob
 from diffusion_core.maths.forward import step_for_sigma
+from diffusion_core.maths.samplers import SHORT_NAMES
 from diffusion_core.maths.schedules import make_schedule
 from diffusion_core.tasks.steps_study import (
-    SHORT_NAMES,
-    StudyJob,
     effective_steps,
     model_calls_for,
     plain_words_summary,
@@ -24,29 +24,7 @@ from diffusion_core.tasks.steps_study import (
     sampler_vs_steps,
     steps_to_reach,
 )
-
-
-class Oracle(torch.nn.Module):
-    def __init__(self, x0):
-        super().__init__()
-        self.x0 = x0
-
-    def forward(self, y, sigma):
-        return self.x0.expand_as(y).clone()
-
-
-class GaussianDenoiser(torch.nn.Module):
-    """Exact E[x0 | y] for x0 ~ N(mu, s^2 I), y = x0 + sigma n: not a perfect guess, so the
-    number of steps matters."""
-
-    def __init__(self, mu=0.1, s=0.5):
-        super().__init__()
-        self.mu, self.s = mu, s
-
-    def forward(self, y, sigma):
-        sig = torch.as_tensor(sigma, dtype=y.dtype).reshape(-1, *([1] * (y.dim() - 1)))
-        k = self.s**2 / (self.s**2 + sig**2)
-        return self.mu + k * (y - self.mu)
+from tests.doubles import Failing, GaussianDenoiser, Oracle
 
 
 @pytest.fixture()
@@ -156,11 +134,8 @@ def test_study_job_runs_in_the_background(image):
 
 
 def test_study_job_reports_failures_as_a_message(image):
-    class Broken(torch.nn.Module):
-        def forward(self, y, sigma):
-            raise RuntimeError("boom")
-
-    job = StudyJob(Broken(), image, SCHED, STEP, ["ddim"], [1], reference_steps=3).start()
+    job = StudyJob(Failing(RuntimeError("boom")), image, SCHED, STEP, ["ddim"], [1],
+                   reference_steps=3).start()
     assert job.wait(30)
     assert job.state == "failed" and "boom" in job.error
 

@@ -1,7 +1,7 @@
 import torch
 
 from diffusion_core.models.registry import load_denoiser
-from diffusion_core.tasks.restore import psnr
+from diffusion_core.tasks.metrics import psnr
 from diffusion_core.tasks.tiling import TiledDenoiser
 
 

@@ -240,7 +240,113 @@ def test_page_trains_and_shows_metrics():
     at.button(key="toy2d_train").click()
     at.run()
     assert not at.exception, at.exception
+    job = at.session_state["toy2d_job"]  # the training runs in the background
+    assert job.wait(120) and job.state == "done", job.error
+    at.run()
+    assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert at.session_state["toy2d_results"] is not None
+    assert at.session_state["toy2d_results"] is job.result
     frames = [df.value for df in at.dataframe]
     assert any("Modes covered" in f.columns for f in frames)
+
+
+# --------------------------------------------------------------------------- background jobs
+
+
+def _until(cond, timeout: float = 60.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def test_compare_job_reports_live_samples_and_scores_the_models():
+    from diffusion_core.app.toy2d import CompareRequest, compare_progress, metrics_rows
+
+    form = CompareRequest.from_form({"toy2d_dataset": toy2d.DATASETS["ring"], "toy2d_steps": 40,
+                                     "toy2d_seed": 3})
+    assert form.dataset == "ring" and form.kinds == toy2d.DEFAULT_MODELS and form.steps == 40
+    job = form.compare_job().start()
+    assert job.wait(120) and job.state == "done", job.error
+    snap = job.snapshot()
+    assert snap["steps"] == {k: 40 for k in toy2d.DEFAULT_MODELS} and snap["done_steps"] == 120
+    assert all(len(snap["history"][k]) and len(snap["samples"][k]) for k in form.kinds)
+    assert compare_progress(snap)[0] == 1.0
+    out = job.result
+    assert out["seed"] == 3 and set(out["metrics"]) == set(form.kinds)
+    assert [r["Model"] for r in metrics_rows(out)] == [toy2d.MODELS[k].label for k in form.kinds]
+    # the same seed gives the same models as training them in the foreground
+    alone = toy2d.train_side_by_side(out["train"].points, form.kinds, form.budget, seed=3)
+    assert alone["vae"].history == out["results"]["vae"].history
+
+
+def test_compare_job_stops_and_keeps_what_it_drew():
+    from diffusion_core.jobs.toy2d import CompareJob
+
+    job = CompareJob("ring", ("gan", "diffusion"), toy2d.Budget(steps=4000, snapshot_every=10),
+                     seed=0).start()
+    assert _until(lambda: job.snapshot()["done_steps"] >= 30)
+    job.stop()
+    assert job.wait(60) and job.state == "stopped" and job.result is None
+    snap = job.snapshot()
+    assert 30 <= snap["done_steps"] < 8000 and snap["samples"]
+
+
+def test_seeds_job_runs_and_stops():
+    from diffusion_core.jobs.toy2d import SeedsJob
+
+    budget = toy2d.Budget(steps=5, batch_size=16)
+    job = SeedsJob("ring", [0, 1], ("vae",), budget, label="Ring").start()
+    assert job.wait(120) and job.state == "done", job.error
+    assert len(job.result["study"].runs) == 2 and job.result["label"] == "Ring"
+    assert job.snapshot()["done_runs"] == 2
+    slow = SeedsJob("ring", range(50), ("diffusion",), toy2d.Budget(steps=200)).start()
+    assert _until(lambda: slow.snapshot()["done_runs"] >= 1)
+    slow.stop()
+    assert slow.wait(60) and slow.state == "stopped" and slow.result is None
+    assert slow.snapshot()["done_runs"] < 50
+
+
+def test_drawn_points_are_checked():
+    from diffusion_core.app.toy2d import CompareRequest
+
+    form = {"toy2d_dataset": toy2d.DATASETS["drawn"], "toy2d_points_text": "0, 0\n1, 1"}
+    ok = CompareRequest.from_form(form)
+    assert ok.problem is None and ok.drawn_points == 2 and ok.drawn_how == "typed"
+    picked = CompareRequest.from_form(form, selected=[{"x": 0.5, "y": -1.0}])
+    assert picked.drawn_points == 1 and picked.drawn_how == "selected"
+    bad = CompareRequest.from_form(dict(form, toy2d_points_text="nonsense"))
+    assert bad.problem and not bad.dataset_kwargs
+
+
+def test_page_stop_button_and_coming_back():
+    from streamlit.testing.v1 import AppTest
+
+    page = str(ROOT / "pages" / "5_Why_diffusion.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.run()
+    at.number_input(key="toy2d_steps").set_value(4000)
+    at.run()
+    at.button(key="toy2d_train").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["toy2d_job"]
+    try:
+        assert not job.done and at.button(key="toy2d_train").disabled
+        assert _until(lambda: job.snapshot()["done_steps"] >= 10)
+        again = AppTest.from_file(page, default_timeout=120)  # leave and come back
+        again.session_state["toy2d_job"] = job
+        again.run()
+        assert not again.exception, again.exception
+        assert any("side by side" in str(p.proto) for p in again.get("progress"))
+        again.button(key=f"toy2d_stop_{job.id}").click().run()
+        assert job.wait(60) and job.state == "stopped"
+    finally:
+        job.stop()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Stopped" in w.value for w in at.warning)
+    assert not at.button(key="toy2d_train").disabled

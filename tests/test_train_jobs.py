@@ -10,9 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffusion_core.jobs import train as tj
 from diffusion_core.media.uploads import ingest
 from diffusion_core.models import registry
-from diffusion_core.training import train_jobs as tj
+from diffusion_core.training import presets, runs
+from diffusion_core.training.previews import dataset_preview
 
 TINY = {"size": "tiny", "batch": 8, "steps": 10, "preview_every": 5}
 
@@ -72,7 +74,7 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(models_dir, monkey
     assert ck["step"] == 3 == job.step
     card = json.loads((models_dir / "stopper" / "card.json").read_text())
     assert card["steps"] == 3 and card["stopped_early"] is True
-    assert [r.name for r in tj.list_runs()] == ["stopper"] and not tj.list_runs()[0].finished
+    assert [r.name for r in runs.list_runs()] == ["stopper"] and not runs.list_runs()[0].finished
 
     res = tj.resume_training("stopper")
     assert res.ok, res.message
@@ -95,12 +97,12 @@ def test_names_and_clamped_settings(models_dir):
     res = tj.start_training("taken", "digits", TINY)
     assert not res.ok and "already exists" in res.message
     assert not tj.start_training("pics", "own", TINY, data_folder=models_dir / "none").ok
-    s = tj.effective_settings("digits", {"steps": 10**9, "batch": -5, "lr": "nan",
+    s = presets.effective_settings("digits", {"steps": 10**9, "batch": -5, "lr": "nan",
                                          "size": "huge", "schedule": "x", "preview_every": 0})
-    assert s["steps"] == tj.LIMITS["steps"][1] and s["batch"] == 1
-    assert s["lr"] == tj.PRESETS["digits"].config["lr"] and s["size"] == "small"
-    assert s["preview_every"] == tj.LIMITS["preview_every"][0]
-    cfg = tj.build_config("x", "digits", {"size": "tiny", "steps": 10})
+    assert s["steps"] == presets.LIMITS["steps"][1] and s["batch"] == 1
+    assert s["lr"] == presets.PRESETS["digits"].config["lr"] and s["size"] == "small"
+    assert s["preview_every"] == presets.LIMITS["preview_every"][0]
+    cfg = presets.build_config("x", "digits", {"size": "tiny", "steps": 10})
     assert cfg.net["in_channels"] == 1 and cfg.net["base"] == 8 and cfg.steps == 10
 
 
@@ -111,9 +113,9 @@ def test_own_pictures_job_copies_the_data_and_saves_a_photo_model(models_dir):
         buf = io.BytesIO()
         Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(buf, "PNG")
         files.append((f"p{i}.png", buf.getvalue()))
-    upload = tj.uploads_dir() / "session1"
+    upload = runs.uploads_dir() / "session1"
     assert ingest(files, upload).accepted == 3
-    pics, n = tj.dataset_preview("own", upload, n=8, side=32)
+    pics, n = dataset_preview("own", upload, n=8, side=32)
     assert n == 3 and pics.shape == (3, 3, 32, 32)
     res = tj.start_training("mine", "own", dict(TINY, steps=4, patch=32, preview_every=2),
                             data_folder=upload)

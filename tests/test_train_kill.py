@@ -3,13 +3,16 @@ page's Resume brings the run back to the end (bench/train_kill.py runs the full 
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench.train_kill import kill_and_resume
+from diffusion_core.jobs import train as tj
 from diffusion_core.models import registry
-from diffusion_core.training import train_jobs as tj
+from diffusion_core.training.runs import list_runs
 
 
+@pytest.mark.system  # kill -9 of a real training process
 def test_kill_9_mid_job_then_resume(models_dir):
     # tiny network, 240 steps: a checkpoint every 24 steps (the page's rule: steps // 10)
     r = kill_and_resume(models_dir, "digits", {"size": "tiny", "batch": 8, "steps": 240,
@@ -41,11 +44,11 @@ def test_export_cut_between_its_renames_is_recovered(models_dir):
     model_dir, run_dir = models_dir / "halfway", models_dir / ".runs" / "halfway"
     model_dir.rename(run_dir / "staging")
     assert "halfway" not in {m.name for m in registry.list_models()}
-    assert [r.name for r in tj.list_runs()] == ["halfway"]
+    assert [r.name for r in list_runs()] == ["halfway"]
     assert (model_dir / "model.safetensors").is_file() and not (run_dir / "staging").exists()
     registry.load_denoiser("halfway")  # checksum still matches the card
     # a half-written staging folder (no card yet) is never promoted
     model_dir.rename(run_dir / "staging")
     (run_dir / "staging" / "card.json").unlink()
-    tj.list_runs()
+    list_runs()
     assert not model_dir.exists()

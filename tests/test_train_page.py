@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from diffusion_core.jobs import train as tj
 from diffusion_core.models import registry
-from diffusion_core.training import train_jobs as tj
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/4_Train.py")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_core.media.images import load_image
+from diffusion_core.media.decode import load_image
 from diffusion_core.media.uploads import UploadError, UploadLimits, extract_zip, ingest, list_images
 
 

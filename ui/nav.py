@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,8 +32,6 @@ def available_pages():
 
 
 def sidebar_nav() -> None:
-    from streamlit.errors import StreamlitAPIException
-
     with st.sidebar:
         for path, label, icon, _ in available_pages():
             try:

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from diffusion_core.maths.schedules import Schedule
+from diffusion_core.units import to_255
 
 NOISE_RANGE = 4.0
 
@@ -37,7 +38,7 @@ def _png_b64(arr: np.ndarray) -> str:
 
 def encode_image(x0: torch.Tensor) -> str:
     """(C,H,W) in [-1,1] -> base64 PNG (RGB)."""
-    a = ((x0.clamp(-1, 1) + 1) * 127.5).round().byte()
+    a = to_255(x0).byte()
     if a.shape[0] == 1:
         a = a.expand(3, -1, -1)
     return _png_b64(a.permute(1, 2, 0).contiguous().numpy())
@@ -45,8 +46,7 @@ def encode_image(x0: torch.Tensor) -> str:
 
 def encode_noise(eps: torch.Tensor) -> str:
     """(C,H,W) standard normal -> base64 PNG, 8-bit over [-4, 4]."""
-    q = ((eps.clamp(-NOISE_RANGE, NOISE_RANGE) + NOISE_RANGE) * (255.0 / (2 * NOISE_RANGE)))
-    q = q.round().byte()
+    q = to_255(eps / NOISE_RANGE).byte()  # [-4, 4] -> 0..255
     if q.shape[0] == 1:
         q = q.expand(3, -1, -1)
     return _png_b64(q.permute(1, 2, 0).contiguous().numpy())

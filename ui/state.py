@@ -1,23 +1,23 @@
-"""Session-state keys shared across pages, and the image picker every page uses."""
+"""Session state shared across pages: the keys, their defaults, and binding widgets to them.
+
+(The image picker is :mod:`ui.picker`, model and device choice :mod:`ui.models`.)
+"""
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 import streamlit as st
 
-from diffusion_core.maths.schedules import T_DEFAULT, T_MAX, T_MIN
-from diffusion_core.media.images import (
-    SAMPLES,
-    ImageLoadError,
-    LoadedImage,
-    list_samples,
-    load_image,
-    load_sample,
-)
+from diffusion_core.app.forward import DEFAULT_STEP
+from diffusion_core.app.settings import clamp_int
+from diffusion_core.maths.schedules import T_DEFAULT, T_MAX, T_MIN, canonical_schedule
+from diffusion_core.media.samples import list_samples
+from diffusion_core.units import SEED_MAX
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
-SIZES = [128, 192, 256, 384, 512, 768, 1024]
+__all__ = ["K_SAMPLE", "K_SCHEDULE", "K_SEED", "K_SIZE", "K_SOURCE", "K_STEP", "K_T", "K_UPLOAD",
+           "K_UPLOAD_NAME", "as_default", "bind", "init_state"]
 
 # Keys in st.session_state shared by all pages
 K_SOURCE = "lab_source"          # "sample" or "upload"
@@ -99,9 +99,11 @@ def _page_id() -> str:
         return ""
 
 
-def init_state(scope: str | None = None) -> None:
+def init_state(scope: str | None = None, defaults: Mapping[str, Any] | None = None) -> None:
     """Set the shared defaults once per session. ``scope`` names the page for bind(); a page
-    that gives none gets its script's id, and later calls in the same run keep it."""
+    that gives none gets its script's id, and later calls in the same run keep it.
+    ``defaults``: the page's own first values (a shared key given here wins over the
+    shared default, e.g. the Restore page's smaller working size)."""
     ss = st.session_state
     if scope:
         ss["_lab_scope"] = scope
@@ -109,92 +111,19 @@ def init_state(scope: str | None = None) -> None:
     elif ss.get("_lab_scope_page") != _page_id():
         ss["_lab_scope"] = _page_id()
         ss["_lab_scope_page"] = _page_id()
+    for k, v in (defaults or {}).items():
+        ss.setdefault(k, v)
     samples = list_samples()
     ss.setdefault(K_SOURCE, "sample")
     ss.setdefault(K_SAMPLE, samples[0] if samples else None)
     ss.setdefault(K_SIZE, 512)
     ss.setdefault(K_SEED, 0)
     ss.setdefault(K_SCHEDULE, "linear")
-    ss.setdefault(K_T, 1000)
-    ss.setdefault(K_STEP, 250)
-    # Server-side clamps of the shared numbers: a value that fit one page (a step of 250,
+    ss.setdefault(K_T, T_DEFAULT)
+    ss.setdefault(K_STEP, DEFAULT_STEP)
+    # Server-side clamps of the shared values: a value that fit one page (a step of 250,
     # then T lowered to 100) must not break another page's widget bounds.
+    ss[K_SCHEDULE] = canonical_schedule(ss[K_SCHEDULE])
     ss[K_T] = clamp_int(ss[K_T], T_MIN, T_MAX, T_DEFAULT)
-    ss[K_SEED] = clamp_int(ss[K_SEED], 0, 2**31 - 1, 0)
-    ss[K_STEP] = clamp_int(ss[K_STEP], 0, ss[K_T], min(250, ss[K_T]))
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _load_sample_cached(name: str, max_side: int):
-    im = load_sample(name, max_side=max_side)
-    return im.tensor, im.notes
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _load_bytes_cached(digest: str, data: bytes, max_side: int):
-    im = load_image(data, max_side=max_side)
-    return im.tensor, im.notes
-
-
-def clamp_int(v, lo: int, hi: int, default: int) -> int:
-    """Server-side clamp for any numeric control (the widget bounds are not trusted)."""
-    try:
-        v = int(v)
-    except (TypeError, ValueError):
-        return default
-    return max(lo, min(hi, v))
-
-
-def image_picker(container=None, key: str = "picker"):
-    """Sidebar widget: built-in sample or upload. Returns (tensor (C,H,W) in [-1,1], label).
-
-    A bad upload shows one clear message and the previous image stays in use."""
-    init_state()
-    c = container or st.sidebar
-    ss = st.session_state
-    samples = list_samples()
-    c.radio("Image", ["sample", "upload"], **bind(K_SOURCE, ["sample", "upload"], True),
-            horizontal=True,
-            format_func=lambda s: "Built-in sample" if s == "sample" else "Upload your own")
-    # everything that comes and goes with the source (uploader, its messages, the sample
-    # list) lives in one container, so the widgets drawn after it keep their place
-    slot = c.container()
-    if ss[K_SOURCE] == "upload":
-        up = slot.file_uploader("Upload a photo (PNG, JPEG, WebP, BMP, TIFF)",
-                                type=UPLOAD_TYPES, key=f"{key}_uploader")
-        if up is not None:
-            data = up.getvalue()
-            digest = hashlib.sha256(data).hexdigest()
-            if ss.get("lab_upload_digest") != digest:
-                try:
-                    load_image(data, max_side=64)  # validate once before keeping it
-                    ss[K_UPLOAD] = data
-                    ss["lab_upload_digest"] = digest
-                    ss[K_UPLOAD_NAME] = "your upload"
-                    ss.pop("lab_upload_error", None)
-                except ImageLoadError as e:
-                    ss["lab_upload_error"] = str(e)
-                    ss["lab_upload_digest"] = digest
-        if ss.get("lab_upload_error"):
-            slot.error(ss["lab_upload_error"])
-        if ss.get(K_UPLOAD) is None:
-            slot.info("No upload yet: showing the built-in sample meanwhile.")
-    else:
-        slot.selectbox("Sample", samples, **bind(K_SAMPLE, samples, True),
-                       format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
-    c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE, SIZES))
-    max_side = clamp_int(ss[K_SIZE], 32, 1024, 512)
-    if ss[K_SOURCE] == "upload" and ss.get(K_UPLOAD) is not None:
-        data = ss[K_UPLOAD]
-        try:
-            t, notes = _load_bytes_cached(ss["lab_upload_digest"], data, max_side)
-            return t, "your upload", notes
-        except ImageLoadError as e:  # pragma: no cover - validated above
-            c.error(str(e))
-    name = ss[K_SAMPLE] if ss[K_SAMPLE] in samples else samples[0]
-    t, notes = _load_sample_cached(name, max_side)
-    return t, SAMPLES[name].title, notes
-
-
-def loaded_to_tuple(im: LoadedImage):
-    return im.tensor, im.notes
+    ss[K_SEED] = clamp_int(ss[K_SEED], 0, SEED_MAX, 0)
+    ss[K_STEP] = clamp_int(ss[K_STEP], 0, ss[K_T], min(DEFAULT_STEP, ss[K_T]))

@@ -1,6 +1,7 @@
 """Command line: ``python -m diffusion_core <command> ...``.
 
-Commands: noise, restore, generate, denoise, inpaint, train, export, evaluate.
+Commands: noise, restore, generate, denoise, inpaint, train, export, evaluate
+(``python -m diffusion_core <command> --help`` explains every option).
 """
 
 from __future__ import annotations
@@ -10,28 +11,43 @@ import json
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 
-def _save_png(t, path) -> None:
-    from diffusion_core.media.images import to_pil
+from diffusion_core.cli.common import run_guarded, save_png, step_progress
+from diffusion_core.cli.repair import (
+    DENOISE_DESCRIPTION,
+    INPAINT_DESCRIPTION,
+    add_denoise_args,
+    add_inpaint_args,
+    run_denoise,
+    run_inpaint,
+)
+from diffusion_core.maths.forward import draw_noise, strip_steps, x_at_step
+from diffusion_core.maths.samplers import SPECS, generate
+from diffusion_core.maths.schedules import SCHEDULE_ALIASES, SCHEDULES, make_schedule
+from diffusion_core.media.convert import to_uint8
+from diffusion_core.media.decode import load_image
+from diffusion_core.media.export import run_summary, write_restore_animation
+from diffusion_core.media.viz import grid_image, strip_image
+from diffusion_core.models.registry import get_denoiser
+from diffusion_core.system.device import pick_device
+from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, write_json
+from diffusion_core.tasks.restore import restore
+from diffusion_core.training.digits_check import evaluate_digits
+from diffusion_core.training.train import TrainConfig, export_checkpoint, train
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    to_pil(t.clamp(-1, 1)).save(path)
-
+SCHEDULE_CHOICES = [*SCHEDULES, *SCHEDULE_ALIASES]
+SAMPLER_HELP = ", ".join(f"{name} = {spec.label}" for name, spec in SPECS.items())
 
 # --------------------------------------------------------------------------- noise
 
 
 def cmd_noise(a) -> int:
-    from diffusion_core.maths.forward import draw_noise, strip_steps, x_at_step
-    from diffusion_core.maths.schedules import make_schedule
-    from diffusion_core.media.images import load_image
-    from diffusion_core.media.viz import strip_image
-
     img = load_image(a.image, max_side=a.size).tensor
     sch = make_schedule(a.schedule, a.T)
     noise = draw_noise(img.shape, a.seed)
     step = min(max(a.t, 0), sch.T)
-    _save_png(x_at_step(img, noise, sch, step), a.out)
+    save_png(x_at_step(img, noise, sch, step), a.out)
     print(f"wrote {a.out} (step {step} of {sch.T}, {sch.name} schedule, seed {a.seed})")
     if a.strip:
         steps = strip_steps(sch.T, 8)
@@ -41,28 +57,19 @@ def cmd_noise(a) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- restore
+# --------------------------------------------------------------------------- restore/generate
 
 
 def _frames_to_gif(result, path, noise_frames=None) -> None:
-    import imageio.v3 as iio
-
-    from diffusion_core.media.images import to_uint8
-
     seq = list(noise_frames or []) + [f.x_t for f in result.frames] + [result.final]
     arrs = []
     for x in seq:
-        a = to_uint8(x.clamp(-1, 1))
-        arrs.append(a if a.ndim == 3 else a[..., None].repeat(3, axis=2))
+        u = to_uint8(x.clamp(-1, 1))
+        arrs.append(u if u.ndim == 3 else u[..., None].repeat(3, axis=2))
     iio.imwrite(path, arrs, duration=120, loop=0)
 
 
 def cmd_restore(a) -> int:
-    from diffusion_core.maths.schedules import make_schedule
-    from diffusion_core.media.images import load_image
-    from diffusion_core.models.registry import get_denoiser
-    from diffusion_core.tasks.restore import as_numpy_metrics, pick_device, restore
-
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
     img = load_image(a.image, max_side=a.size).tensor
@@ -70,8 +77,8 @@ def cmd_restore(a) -> int:
         img = img.mean(0, keepdim=True)
     sch = make_schedule(a.schedule, a.T)
     res = restore(den, img, sch, step=a.t, steps=a.steps, sampler=a.sampler, seed=a.seed,
-                  eta=a.eta, device=device)
-    _save_png(res.final, a.out)
+                  eta=a.eta, device=device, callback=step_progress("restore"))
+    save_png(res.final, a.out)
     fm = res.final_metrics
     print(f"wrote {a.out}: {res.steps_run} steps in {res.seconds:.2f}s on {device}; "
           f"PSNR noisy {fm.get('noisy_psnr', float('nan')):.2f} dB -> "
@@ -81,48 +88,36 @@ def cmd_restore(a) -> int:
         _frames_to_gif(res, a.gif)
         print(f"wrote {a.gif}")
     if a.mp4:
-        from diffusion_core.media.export import write_restore_animation
-
         write_restore_animation(a.mp4, img, sch, a.t, res)
         print(f"wrote {a.mp4}")
     if a.json:
-        Path(a.json).write_text(json.dumps(as_numpy_metrics(res), indent=1))
+        Path(a.json).write_text(json.dumps(run_summary(res), indent=1))
         print(f"wrote {a.json}")
     return 0
 
 
 def cmd_generate(a) -> int:
-    import torch
-
-    from diffusion_core.maths.samplers import SAMPLERS, edm_sigmas
-    from diffusion_core.media.viz import grid_image
-    from diffusion_core.models.registry import get_denoiser
-    from diffusion_core.tasks.restore import pick_device
-
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
     c = den.channels
     size = a.size or (32 if c == 1 else 64)
-    g = torch.Generator().manual_seed(a.seed)
-    sig = edm_sigmas(a.steps, 0.002, 80.0)
-    x = (torch.randn(a.n, c, size, size, generator=g) * sig[0]).to(device)
-    with torch.inference_mode():
-        out = SAMPLERS[a.sampler](den, x, sig.to(device), generator=g).cpu()
+    out = generate(den, (a.n, c, size, size), a.steps, a.sampler, seed=a.seed, device=device,
+                   eta=a.eta, callback=step_progress("generate"))
     grid_image(out).save(a.out)
     print(f"wrote {a.out} ({a.n} samples, {a.steps} steps, {a.sampler})")
     return 0
 
 
-# --------------------------------------------------------------------------- train/export
+# --------------------------------------------------------------------------- train/export/evaluate
 
 
 def cmd_train(a) -> int:
-    from diffusion_core.training.train import TrainConfig, train
-
     cfg = TrainConfig.load(a.config)
-    for k in ("steps", "batch", "patch", "lr", "ema_decay", "seed", "threads", "workers",
-              "ckpt_every", "eval_every", "sample_every", "lr_decay_start", "data", "device",
-              "amp", "p_edge_chroma"):
+    for k, _, _ in TRAIN_OVERRIDES:
+        v = getattr(a, k)
+        if v is not None:
+            setattr(cfg, k, v)
+    for k in ("data", "device", "amp"):
         v = getattr(a, k)
         if v is not None:
             setattr(cfg, k, v)
@@ -133,19 +128,13 @@ def cmd_train(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from diffusion_core.training.train import export_checkpoint
-
     path = export_checkpoint(Path(a.run), Path(a.out), extra=json.loads(a.extra or "{}"))
     print(f"wrote {path}")
     return 0
 
 
 def cmd_evaluate(a) -> int:
-    from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, write_json
-
     if a.task == "digits":
-        from diffusion_core.tasks.evaluate import evaluate_digits
-
         res = evaluate_digits(a.model or "digits", n=a.n, steps=a.steps, device=a.device)
         print(json.dumps(res, indent=1))
         if a.json:
@@ -165,109 +154,149 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- the parser
+
+#: options of ``train`` that override the config file: (name, type, help)
+TRAIN_OVERRIDES = [
+    ("steps", int, "training steps in all (a resumed run continues up to this number)"),
+    ("batch", int, "pictures per step"),
+    ("patch", int, "side of the square training crops, in pixels"),
+    ("lr", float, "peak learning rate"),
+    ("ema_decay", float, "decay of the weights' moving average that is exported (e.g. 0.999)"),
+    ("seed", int, "seed of the data order and the noise"),
+    ("threads", int, "torch CPU threads (0 = torch's default)"),
+    ("workers", int, "processes that prepare batches beside the training (0 = none)"),
+    ("ckpt_every", int, "write a checkpoint every this many steps"),
+    ("eval_every", int, "measure validation PSNR every this many steps"),
+    ("sample_every", int, "write preview samples every this many steps"),
+    ("lr_decay_start", int, "step where the cosine decay of the learning rate starts "
+                            "(0 = constant after warm-up)"),
+    ("p_edge_chroma", float, "share of colourised gray crops whose colour follows edges"),
+]
+
+
+def _add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    p.add_argument("--device", default=default,
+                   help=f"cpu, cuda, mps or auto (a GPU when there is one); default {default}")
+
+
+def _add_schedule(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schedule", default="linear", choices=SCHEDULE_CHOICES,
+                   help="noise schedule (default linear, Ho et al. 2020)")
+    p.add_argument("--T", type=int, default=1000, help="number of noise steps (default 1000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m diffusion_core",
                                 description="Diffusion Lab command line")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    n = sub.add_parser("noise", help="noise an image to step t (forward process)")
-    n.add_argument("image")
-    n.add_argument("--t", type=int, default=500, help="noise step 0..T (0 = clean)")
-    n.add_argument("--schedule", default="linear", choices=["linear", "cosine", "sigmoid"])
-    n.add_argument("--T", type=int, default=1000)
-    n.add_argument("--seed", type=int, default=0)
-    n.add_argument("--size", type=int, default=512, help="longest side")
-    n.add_argument("--out", default="noisy.png")
-    n.add_argument("--strip", default=None, help="also write a strip of 8 stages")
+    n = sub.add_parser("noise", help="noise an image to step t (forward process)",
+                       description="Noise a picture to step t of the forward process.")
+    n.add_argument("image", help="the picture (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    n.add_argument("--t", type=int, default=500, help="noise step 0..T (0 = clean; default 500)")
+    _add_schedule(n)
+    n.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    n.add_argument("--size", type=int, default=512,
+                   help="shrink the picture so its longest side is at most this (default 512)")
+    n.add_argument("--out", default="noisy.png", help="where to write the noisy picture (PNG)")
+    n.add_argument("--strip", default=None, help="also write a strip of 8 stages here (PNG)")
 
-    r = sub.add_parser("restore", help="noise an image to step t and run the reverse process")
-    r.add_argument("image")
-    r.add_argument("--t", type=int, default=300)
-    r.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm", "heun", "dpmpp_2m"])
-    r.add_argument("--steps", type=int, default=25)
-    r.add_argument("--eta", type=float, default=0.0)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--model", default="natural")
-    r.add_argument("--schedule", default="linear", choices=["linear", "cosine", "sigmoid"])
-    r.add_argument("--T", type=int, default=1000)
-    r.add_argument("--size", type=int, default=512)
-    r.add_argument("--device", default="auto")
-    r.add_argument("--out", default="restored.png")
-    r.add_argument("--gif", default=None)
+    r = sub.add_parser("restore", help="noise an image to step t and run the reverse process",
+                       description="Noise a picture to step t, then run the reverse process "
+                                   "back to a clean picture and report PSNR.")
+    r.add_argument("image", help="the picture (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    r.add_argument("--t", type=int, default=300, help="noise step to start from, 0..T (default 300)")
+    r.add_argument("--sampler", default="ddim", choices=list(SPECS),
+                   help=f"how to step back: {SAMPLER_HELP} (default ddim)")
+    r.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    r.add_argument("--eta", type=float, default=0.0,
+                   help="DDIM's fresh noise per step (0 = deterministic; default); the other "
+                        "samplers ignore it")
+    r.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    r.add_argument("--model", default="natural", help="model name or folder (default natural)")
+    _add_schedule(r)
+    r.add_argument("--size", type=int, default=512,
+                   help="shrink the picture so its longest side is at most this (default 512)")
+    _add_device(r)
+    r.add_argument("--out", default="restored.png", help="where to write the result (PNG)")
+    r.add_argument("--gif", default=None, help="also write the reverse process as a GIF here")
     r.add_argument("--mp4", default=None, help="MP4 of the picture being noised, then restored")
-    r.add_argument("--json", default=None)
+    r.add_argument("--json", default=None, help="also write the metrics and timings as JSON here")
 
-    g = sub.add_parser("generate", help="generate images from pure noise")
-    g.add_argument("--model", default="digits")
-    g.add_argument("--n", type=int, default=64)
-    g.add_argument("--steps", type=int, default=50)
-    g.add_argument("--sampler", default="heun", choices=["ddim", "ddpm", "heun", "dpmpp_2m"])
-    g.add_argument("--size", type=int, default=None)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto")
-    g.add_argument("--out", default="grid.png")
+    g = sub.add_parser("generate", help="generate images from pure noise",
+                       description="Generate pictures from pure noise (EDM noise levels) and "
+                                   "write them as one grid.")
+    g.add_argument("--model", default="digits", help="model name or folder (default digits)")
+    g.add_argument("--n", type=int, default=64, help="number of pictures (default 64)")
+    g.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
+    g.add_argument("--sampler", default="heun", choices=list(SPECS),
+                   help=f"{SAMPLER_HELP} (default heun)")
+    g.add_argument("--eta", type=float, default=0.0,
+                   help="DDIM's fresh noise per step (default 0); the other samplers ignore it")
+    g.add_argument("--size", type=int, default=None,
+                   help="side of each picture in pixels (default: 32 for gray models, 64 else)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    _add_device(g)
+    g.add_argument("--out", default="grid.png", help="where to write the grid (PNG)")
 
-    t = sub.add_parser("train", help="train a denoiser from a config file")
-    t.add_argument("--config", required=True)
+    i = sub.add_parser("inpaint", help="fill in damaged regions (RePaint), at full size",
+                       description=INPAINT_DESCRIPTION)
+    add_inpaint_args(i)
+    d = sub.add_parser("denoise", help="blind denoising of a noisy photo, at full size",
+                       description=DENOISE_DESCRIPTION)
+    add_denoise_args(d)
+
+    t = sub.add_parser("train", help="train a denoiser from a config file",
+                       description="Train a denoiser; options given here override the config.")
+    t.add_argument("--config", required=True, help="JSON config (see configs/)")
     t.add_argument("--out", default=None, help="output directory (default runs/<name>)")
-    t.add_argument("--resume", action="store_true")
+    t.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     t.add_argument("--init", default=None, help="start from these safetensors weights")
-    for name, typ in [("steps", int), ("batch", int), ("patch", int), ("lr", float),
-                      ("ema_decay", float), ("seed", int), ("threads", int), ("workers", int),
-                      ("ckpt_every", int), ("eval_every", int), ("sample_every", int),
-                      ("lr_decay_start", int), ("p_edge_chroma", float)]:
-        t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    for name, typ, text in TRAIN_OVERRIDES:
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=text)
     t.add_argument("--data", nargs="+", default=None,
                    help="sources: deadleaves bundled train400 folder:PATH (name@weight)")
-    t.add_argument("--device", default=None)
-    t.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
+    t.add_argument("--device", default=None, help="cpu, cuda, mps or auto (default: the config's)")
+    t.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"],
+                   help="mixed precision (auto = bf16 on CUDA only; default: the config's)")
 
-    e = sub.add_parser("export", help="export a run's EMA weights as a model folder")
-    e.add_argument("--run", required=True)
-    e.add_argument("--out", required=True)
+    e = sub.add_parser("export", help="export a run's EMA weights as a model folder",
+                       description="Export the EMA weights of a run's latest checkpoint as a "
+                                   "model folder (weights and card).")
+    e.add_argument("--run", required=True, help="the run's directory")
+    e.add_argument("--out", required=True, help="the model folder to write")
     e.add_argument("--extra", default=None, help="JSON merged into the card")
 
-    v = sub.add_parser("evaluate", help="benchmarks")
-    v.add_argument("task", choices=["denoise", "digits"])
+    v = sub.add_parser("evaluate", help="benchmarks",
+                       description="denoise: the model against classical methods on a folder "
+                                   "of pictures; digits: generated digits checked by a classifier.")
+    v.add_argument("task", choices=["denoise", "digits"], help="which benchmark")
     v.add_argument("--model", default=None, help="default: natural (denoise), digits (digits)")
-    v.add_argument("--data", default=None)
+    v.add_argument("--data", default=None, help="denoise: folder of clean pictures")
     v.add_argument("--n", type=int, default=1000, help="digits: number of samples")
     v.add_argument("--steps", type=int, default=50, help="digits: sampler steps")
-    v.add_argument("--sigma", type=float, nargs="+", default=[25])
-    v.add_argument("--baselines", default="bm3d")
-    v.add_argument("--max-images", type=int, default=None)
+    v.add_argument("--sigma", type=float, nargs="+", default=[25],
+                   help="denoise: noise levels on the 0-255 scale (default 25)")
+    v.add_argument("--baselines", default="bm3d",
+                   help="denoise: classical methods, comma-separated: bm3d, nlm (default bm3d)")
+    v.add_argument("--max-images", type=int, default=None,
+                   help="denoise: use only the first this many pictures")
     v.add_argument("--baseline-cache", default=None,
                    help="JSON file keeping BM3D/NLM scores between runs (same noisy images)")
-    v.add_argument("--device", default="cpu")
+    _add_device(v, "cpu")
     v.add_argument("--int8", action="store_true",
                    help="denoise: also run the model's 8-bit CPU path (diffusion_core.models.quant)")
-    v.add_argument("--json", default=None)
-    # inpaint/denoise have their own parsers in diffusion_core.tasks.repair (listed here for --help)
-    sub.add_parser("inpaint", add_help=False, help="fill in damaged regions (inpaint --help)")
-    sub.add_parser("denoise", add_help=False,
-                   help="blind denoising of a noisy photo (denoise --help)")
+    v.add_argument("--json", default=None, help="also write the results as JSON here")
     return p
 
 
 HANDLERS = {"noise": cmd_noise, "restore": cmd_restore, "generate": cmd_generate,
-            "train": cmd_train, "export": cmd_export, "evaluate": cmd_evaluate}
+            "inpaint": run_inpaint, "denoise": run_denoise, "train": cmd_train,
+            "export": cmd_export, "evaluate": cmd_evaluate}
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("inpaint", "denoise"):
-        from diffusion_core.cli.repair import cli_denoise, cli_inpaint
-
-        return (cli_inpaint if argv[0] == "inpaint" else cli_denoise)(argv[1:])
-    a = build_parser().parse_args(argv)
-    from diffusion_core.media.images import ImageLoadError
-    from diffusion_core.models.registry import ModelLoadError
-
-    try:
-        return HANDLERS[a.cmd](a)
-    except (ImageLoadError, ModelLoadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    a = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    return run_guarded(lambda: HANDLERS[a.cmd](a))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from diffusion_core.maths.schedules import Schedule
@@ -73,6 +74,4 @@ def step_for_sigma(schedule: Schedule, sigma: float) -> int:
 
 def strip_steps(T: int, n: int = 8) -> list[int]:
     """n UI steps from the clean image (0) to pure noise (T), evenly spaced."""
-    import numpy as np
-
     return [int(round(v)) for v in np.linspace(0, T, n)]

@@ -13,6 +13,7 @@ A DDPM/DDIM state ``x_t = sqrt(ab) x_0 + sqrt(1-ab) eps`` maps to ``y = x_t / sq
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
@@ -147,7 +148,6 @@ def cpu_has_fast_bf16() -> bool:
     """True when this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16), as torch sees
     it. A virtual machine may hide these units even on a CPU that has them (then False).
     ``DIFFUSION_LAB_CPU_BF16=1`` / ``0`` forces the answer."""
-    import os
 
     forced = os.environ.get("DIFFUSION_LAB_CPU_BF16")
     if forced in ("0", "1"):

@@ -19,12 +19,16 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from diffusion_core.maths.forward import x_at_step
-from diffusion_core.media.images import to_uint8
+from diffusion_core.media.convert import to_uint8
 from diffusion_core.media.viz import png_bytes, strip_image
+from diffusion_core.units import from_255
 
 PREVIEW_MAX_SIDE = 384
+SMALL_SIDE = 96  # frames smaller than this (the 32 px digits) are enlarged in animations ...
+ENLARGED_SIDE = 256  # ... to this (nearest neighbour), so that they can be watched
 GIF_MS = 110  # per frame
 HOLD_MS = 900  # the first (clean) and last (restored) frames stay a little longer
 
@@ -57,7 +61,7 @@ def preview(x: torch.Tensor | np.ndarray, max_side: int | None = PREVIEW_MAX_SID
         th, tw = fit_size(h, w, max_side, min_side)
         if (th, tw) == (h, w):
             return np.ascontiguousarray(a)
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 127.5 - 1.0
+        t = from_255(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1))
         return preview(t, max_side, min_side)
     t = x.detach().float().cpu()
     if t.ndim == 4:
@@ -111,8 +115,6 @@ def frames_gif(frames: Sequence, path: str | os.PathLike | None = None, *,
                loop: int = 0) -> bytes:
     """An animated GIF of the frames (the first and last held ``hold_ms``); writes ``path``
     when given and returns the bytes either way."""
-    from PIL import Image
-
     arrs = _frames_rgb(frames, max_side, min_side)
     ims = [Image.fromarray(a) for a in arrs]
     durations = [int(frame_ms)] * len(ims)
@@ -236,12 +238,27 @@ def _finite(v):
     return v
 
 
-def metrics_json(result, extra: dict | None = None) -> str:
-    """The run's metrics (final and per step, timings, device) as JSON text; ``extra``
-    (e.g. the settings used) is stored under "settings"."""
-    from diffusion_core.tasks.restore import as_numpy_metrics
+def run_summary(result) -> dict:
+    """What a restore run (:class:`diffusion_core.tasks.restore.RestoreResult`) measured, as
+    plain data: steps, timings, device, the final and per-step metrics."""
+    return {
+        "steps_requested": result.steps_requested,
+        "steps_run": result.steps_run,
+        "seconds": round(result.seconds, 4),
+        "steps_per_s": round(result.steps_per_s, 3) if result.seconds else None,
+        "device": result.device,
+        "timesteps": result.timesteps,
+        "final": result.final_metrics,
+        "per_step": result.metrics,
+        "peak_gpu_memory_mb": result.peak_memory_mb,
+        "stopped": result.stopped,
+    }
 
-    d = as_numpy_metrics(result)
+
+def metrics_json(result, extra: dict | None = None) -> str:
+    """The run's metrics (:func:`run_summary`) as strict JSON text (infinities and NaN become
+    null); ``extra`` (e.g. the settings used) is stored under "settings"."""
+    d = run_summary(result)
     if extra:
         d["settings"] = extra
     return json.dumps(_finite(d), indent=1)
@@ -250,14 +267,19 @@ def metrics_json(result, extra: dict | None = None) -> str:
 # --------------------------------------------------------------------------- one call
 
 
+def animation_size(side: int) -> dict:
+    """Size options for :func:`frames_gif` / :func:`frames_mp4` of frames whose longest side
+    is ``side``: shrunk to the preview size, or enlarged when they are tiny."""
+    return dict(max_side=PREVIEW_MAX_SIDE, min_side=ENLARGED_SIDE if side < SMALL_SIDE else None)
+
+
 def write_restore_animation(path: str | os.PathLike, x0: torch.Tensor | None, schedule,
                             step: int, result, n_forward: int = 12) -> bytes:
     """The "noising then restoring" animation of a run, as MP4 or GIF by the file suffix
     (for the command line: ``restore ... --mp4 FILE``)."""
     step = int(min(max(int(step), 0), schedule.T))
     seq = restore_animation_frames(x0, result.noise, schedule, step, result, n_forward)
-    small = max(seq[0].shape[-2:]) < 96
-    opts = dict(max_side=PREVIEW_MAX_SIDE, min_side=256 if small else None)
+    opts = animation_size(max(seq[0].shape[-2:]))
     if str(path).lower().endswith(".gif"):
         return frames_gif(seq, path, **opts)
     return frames_mp4(seq, path, **opts)

@@ -10,7 +10,7 @@ Everything a visitor uploads is treated as hostile:
   unpacked; while a member is unpacked the bytes are counted again (a lying header cannot
   get more than the per-file and total budgets through).
 * **Not pictures.** Files without a picture extension, encrypted members, links and macOS
-  metadata are skipped and listed. Every picture goes through :func:`images.load_image`
+  metadata are skipped and listed. Every picture goes through :func:`decode.load_image`
   (the one validated loader: size, pixel and decompression-bomb limits, odd colour modes)
   and is re-encoded, so what lands on disk is always a plain PNG.
 
@@ -32,11 +32,11 @@ from typing import IO, Iterable
 import torch
 import torch.nn.functional as F
 
-from diffusion_core.media.images import ImageLoadError, load_image, to_pil
+from diffusion_core.media.convert import to_pil
+from diffusion_core.media.decode import ImageLoadError, load_image
+from diffusion_core.units import IMAGE_EXTS, ZIP_EXTS
 
 MiB = 1024 * 1024
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-ZIP_EXTS = frozenset({".zip"})
 _CHUNK = 64 * 1024
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from diffusion_core.media.images import to_uint8
+from diffusion_core.media.convert import to_uint8
 
 
 def to_display(x: torch.Tensor) -> np.ndarray:
@@ -20,6 +20,17 @@ def to_display(x: torch.Tensor) -> np.ndarray:
 def noise_display(eps_part: torch.Tensor) -> np.ndarray:
     """Show a noise component centred on mid-gray, like the scrubber does."""
     return to_uint8(eps_part.clamp(-1, 1))
+
+
+def eps_display(eps: torch.Tensor) -> np.ndarray:
+    """Unit Gaussian noise around mid-gray (±2 σ fills the range), like the Add-noise page."""
+    return noise_display(0.5 * eps)
+
+
+def error_display(guess: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
+    """Where ``guess`` is wrong: black = right, white = off by a quarter of the range or more."""
+    err = (guess - truth).abs().mean(0, keepdim=True)
+    return to_display((err * 4).clamp(0, 1) * 2 - 1)
 
 
 def strip_image(frames: list[torch.Tensor], labels: list[str], pad: int = 4) -> Image.Image:

@@ -16,6 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from diffusion_core.maths.schedules import alpha_bar_to_betas, cosine_alpha_bar
+
+
+class DiffusersLoadError(RuntimeError):
+    """A diffusers folder that cannot be used here (the package is missing or the files are bad).
+    The model registry turns it into its ModelLoadError."""
+
 
 def diffusers_available() -> bool:
     try:
@@ -25,23 +32,29 @@ def diffusers_available() -> bool:
     return True
 
 
-def _alpha_bar_from_scheduler_config(cfg: dict) -> np.ndarray:
+def betas_from_scheduler_config(cfg: dict) -> np.ndarray:
+    """The float64 betas that diffusers' DDPMScheduler builds from this scheduler config (its
+    defaults where a key is missing). diffusers' ``sigmoid`` is GeoDiff's: the betas themselves
+    on a sigmoid from beta_start to beta_end, not our ``sigmoid_chen`` (see schedules.py)."""
     T = int(cfg.get("num_train_timesteps", 1000))
     kind = cfg.get("beta_schedule", "linear")
     b0, b1 = float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02))
     if cfg.get("trained_betas"):
-        betas = np.asarray(cfg["trained_betas"], dtype=np.float64)
-    elif kind == "linear":
-        betas = np.linspace(b0, b1, T, dtype=np.float64)
-    elif kind == "scaled_linear":
-        betas = np.linspace(b0**0.5, b1**0.5, T, dtype=np.float64) ** 2
-    elif kind == "squaredcos_cap_v2":
-        from diffusion_core.maths.schedules import _alpha_bar_to_betas, cosine_alpha_bar
+        return np.asarray(cfg["trained_betas"], dtype=np.float64)
+    if kind == "linear":
+        return np.linspace(b0, b1, T, dtype=np.float64)
+    if kind == "scaled_linear":
+        return np.linspace(b0**0.5, b1**0.5, T, dtype=np.float64) ** 2
+    if kind == "squaredcos_cap_v2":
+        return alpha_bar_to_betas(cosine_alpha_bar, T)
+    if kind == "sigmoid":
+        return b0 + (b1 - b0) / (1.0 + np.exp(-np.linspace(-6.0, 6.0, T, dtype=np.float64)))
+    raise ValueError(f"Unsupported beta_schedule {kind!r}")
 
-        betas = _alpha_bar_to_betas(cosine_alpha_bar, T)
-    else:
-        raise ValueError(f"Unsupported beta_schedule {kind!r}")
-    return np.cumprod(1.0 - betas)
+
+def alpha_bar_from_scheduler_config(cfg: dict) -> np.ndarray:
+    """alpha_bar_t (float64, length num_train_timesteps) of a diffusers scheduler config."""
+    return np.cumprod(1.0 - betas_from_scheduler_config(cfg))
 
 
 class DiffusersDenoiser(nn.Module):
@@ -71,11 +84,9 @@ class DiffusersDenoiser(nn.Module):
 
 
 def load_diffusers_denoiser(folder: str | Path, device="cpu") -> DiffusersDenoiser:
-    from diffusion_core.models.registry import ModelLoadError
-
     if not diffusers_available():
-        raise ModelLoadError("This model is in diffusers' format; install the optional "
-                             "`diffusers` package to use it.")
+        raise DiffusersLoadError("This model is in diffusers' format; install the optional "
+                                 "`diffusers` package to use it.")
     from diffusers import UNet2DModel
 
     folder = Path(folder)
@@ -89,9 +100,9 @@ def load_diffusers_denoiser(folder: str | Path, device="cpu") -> DiffusersDenois
         unet = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True,
                                            local_files_only=True)
     except Exception as e:  # noqa: BLE001
-        raise ModelLoadError(f"Could not load the diffusers model in {folder.name}: "
-                             f"{type(e).__name__}") from e
-    ab = _alpha_bar_from_scheduler_config(sched or {})
+        raise DiffusersLoadError(f"Could not load the diffusers model in {folder.name}: "
+                                 f"{type(e).__name__}") from e
+    ab = alpha_bar_from_scheduler_config(sched or {})
     den = DiffusersDenoiser(unet, ab).to(device).eval()
     den.requires_grad_(False)
     return den

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import os
 import platform
 import threading
 import warnings
@@ -52,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffusion_core.maths.precond import SIGMA_MAX_NET, SIGMA_MIN_NET, c_in, c_noise, c_out, c_skip
+from diffusion_core.media.photos import bundled_photo_paths, dead_leaves, read_rgb_uint8
 from diffusion_core.models.nets import DenoiserUNet, pad_to_multiple
 from diffusion_core.system.cpuinfo import cpu_flags
 
@@ -79,7 +81,6 @@ def quant_engine() -> str | None:
 def cpu_has_vnni() -> bool:
     """True when the CPU has 8-bit dot-product instructions (VNNI), as torch sees it;
     ``/proc/cpuinfo`` where torch has no probe. ``DIFFUSION_LAB_VNNI=1`` / ``0`` forces it."""
-    import os
 
     forced = os.environ.get("DIFFUSION_LAB_VNNI")
     if forced in ("0", "1"):
@@ -202,14 +203,13 @@ def calibration_pictures(channels: int = 3, size: int = 128, count: int = 8) -> 
     """Clean (1, C, size, size) crops in [-1, 1] for measuring activation ranges: centre
     crops of the photos bundled with scikit-image/scikit-learn, topped up with synthetic
     dead-leaves pictures (fixed seed) where fewer photos are installed."""
-    from diffusion_core.training.data import _read_rgb_uint8, bundled_photo_paths, dead_leaves
 
     pics = []
     for p in bundled_photo_paths():
         if len(pics) >= count:
             break
         try:
-            a = _read_rgb_uint8(p)
+            a = read_rgb_uint8(p)
         except Exception:  # noqa: BLE001 - an unreadable bundled file is skipped
             continue
         hh, ww = a.shape[:2]

@@ -16,13 +16,16 @@ import json
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from diffusion_core.maths.precond import EDMDenoiser
+from diffusion_core.maths.precond import EDMDenoiser, cpu_has_fast_bf16
+from diffusion_core.models.interop import DiffusersLoadError, load_diffusers_denoiser
 from diffusion_core.models.nets import build_network
+from diffusion_core.models.quant import Int8Denoiser
 from diffusion_core.system import counters
 from diffusion_core.system.paths import REPO_ROOT, SHIPPED_MODELS_DIR
 
@@ -131,9 +134,10 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
     if isinstance(info, str):
         info = find_model(info)
     if info.source == "diffusers":
-        from diffusion_core.models.interop import load_diffusers_denoiser
-
-        den = load_diffusers_denoiser(info.path, device)
+        try:
+            den = load_diffusers_denoiser(info.path, device)
+        except DiffusersLoadError as e:
+            raise ModelLoadError(str(e)) from e
         _count_load(info, device)
         return den
     from safetensors import safe_open
@@ -174,19 +178,23 @@ def _count_load(info: ModelInfo, device) -> None:
     counters.bump(f"model_loads:{info.name}@{device}")
 
 
-_CACHE: dict[tuple, EDMDenoiser] = {}
+#: Most models the cache keeps loaded at once; the least recently used one goes first.
+MAX_CACHED_MODELS = 6
+_CACHE: OrderedDict[tuple, EDMDenoiser] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
 def get_denoiser(name: str, device: str = "cpu", channels_last: bool | None = None,
                  cpu_bf16: bool | None = None) -> EDMDenoiser:
-    """Process-wide cached model (one shared instance per name, device, file version and
-    speed options). On a CPU, by default (``None``): channels-last memory order (the same
-    outputs up to float rounding, up to 1.4x faster at 1 megapixel; bench/results/speed.md)
-    and bf16 autocast only where the CPU does bf16 in hardware (:func:`cpu_has_fast_bf16`).
-    Pass ``False`` for the plain fp32 layout."""
-    from diffusion_core.maths.precond import cpu_has_fast_bf16
+    """The model cache of the whole process: every page, job and command shares it.
 
+    One instance per model folder, device, weights-file version (its modification time) and
+    speed options. Thread-safe: callers that ask at the same time wait for one read from
+    disk. A newer version of a weights file (a model trained again) replaces the older one,
+    and at most :data:`MAX_CACHED_MODELS` stay loaded. On a CPU, by default (``None``):
+    channels-last memory order (the same outputs up to float rounding, up to 1.4x faster at 1
+    megapixel; bench/results/speed.md) and bf16 autocast only where the CPU does bf16 in
+    hardware (:func:`cpu_has_fast_bf16`). Pass ``False`` for the plain fp32 layout."""
     info = find_model(name)
     p = info.path / "model.safetensors"
     on_cpu = torch.device(device).type == "cpu"
@@ -197,12 +205,27 @@ def get_denoiser(name: str, device: str = "cpu", channels_last: bool | None = No
     key = (str(info.path), str(device), p.stat().st_mtime_ns if p.exists() else 0,
            bool(channels_last), bool(cpu_bf16))
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            den = load_denoiser(info, device)
-            if channels_last:
-                den.use_channels_last()
-            _CACHE[key] = den.use_cpu_bf16(bool(cpu_bf16))
-        return _CACHE[key]
+        den = _CACHE.get(key)
+        if den is not None:
+            _CACHE.move_to_end(key)
+            return den
+        den = load_denoiser(info, device)
+        if channels_last:
+            den.use_channels_last()
+        den = den.use_cpu_bf16(bool(cpu_bf16))
+        for old in [k for k in _CACHE if k[:2] == key[:2] and k[2] != key[2]]:
+            del _CACHE[old]  # an older version of the same weights file
+        _CACHE[key] = den
+        while len(_CACHE) > MAX_CACHED_MODELS:
+            _CACHE.popitem(last=False)
+        return den
+
+
+def cached_models() -> list[tuple]:
+    """The cache's keys, least recently used first: (folder, device, file version,
+    channels_last, cpu_bf16)."""
+    with _CACHE_LOCK:
+        return list(_CACHE)
 
 
 _INT8_CACHE: dict[tuple, object] = {}
@@ -211,12 +234,14 @@ _INT8_CACHE: dict[tuple, object] = {}
 def get_int8_denoiser(name: str):
     """Process-wide cached 8-bit CPU denoiser of a model (:class:`quant.Int8Denoiser`, which
     itself caches one quantized network per noise level). Raises ``ValueError`` with a
-    sentence for the user where the model or the CPU cannot do it."""
-    from diffusion_core.models.quant import Int8Denoiser
-
+    sentence for the user where the model or the CPU cannot do it. Kept while its float
+    model stays in the model cache."""
     den = get_denoiser(name, "cpu")
     key = (name, id(den))
     with _CACHE_LOCK:
+        loaded = {id(d) for d in _CACHE.values()}
+        for old in [k for k in _INT8_CACHE if k[1] not in loaded]:
+            del _INT8_CACHE[old]  # its float model left the cache (evicted or a newer version)
         if key not in _INT8_CACHE:
             _INT8_CACHE[key] = Int8Denoiser(den)
         return _INT8_CACHE[key]

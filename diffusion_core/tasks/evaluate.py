@@ -1,4 +1,5 @@
-"""Gaussian-denoising benchmark: the shipped model against classical baselines.
+"""Gaussian-denoising benchmark: the shipped model against classical baselines (the digits
+check is :mod:`diffusion_core.training.digits_check`).
 
 Protocol (the standard one for CBSD68 / Set12): each image is read as 8-bit, noise
 ``N(0, (sigma/255)^2)`` is added to the float image without clipping (seeded per image and
@@ -21,9 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffusion_core.models.quant import Int8Denoiser
+from diffusion_core.models.registry import ModelInfo, find_model, load_denoiser, sha256_file
 from diffusion_core.system.cpuinfo import cpu_model
 from diffusion_core.system.paths import REPO_ROOT
-from diffusion_core.training.data import IMAGE_EXTS
+from diffusion_core.units import IMAGE_EXTS, sigma_from_255
 
 
 def _read(path: Path) -> np.ndarray:
@@ -72,15 +75,11 @@ def model_method(name: str = "natural", device: str = "cpu", int8: bool = False)
     CPU the float model runs channels-last (the app's default, :func:`registry.get_denoiser`);
     ``int8=True``: the 8-bit CPU path (:mod:`diffusion_core.models.quant`), built for each sigma
     before the clock starts."""
-    from diffusion_core.models.registry import load_denoiser
-
     den = load_denoiser(name, device)
     if torch.device(device).type == "cpu":
         den.use_channels_last(True)
     fn = den
     if int8:
-        from diffusion_core.models.quant import Int8Denoiser
-
         fn = Int8Denoiser(den, max_cached=8)
 
     @torch.inference_mode()
@@ -88,12 +87,12 @@ def model_method(name: str = "natural", device: str = "cpu", int8: bool = False)
         x = torch.from_numpy(noisy).float()
         x = x[None] if x.dim() == 2 else x.permute(2, 0, 1)
         y = (x * 2 - 1)[None].to(device)
-        out = fn(y, torch.tensor([2 * sigma / 255.0], device=device))
+        out = fn(y, torch.tensor([sigma_from_255(sigma)], device=device))
         out = ((out[0].float().cpu() + 1) / 2).numpy()
         return out[0] if noisy.ndim == 2 else out.transpose(1, 2, 0)
 
     if int8:
-        run.prepare = lambda sigma: fn.body(2 * sigma / 255.0)  # type: ignore[attr-defined]
+        run.prepare = lambda sigma: fn.body(sigma_from_255(sigma))  # type: ignore[attr-defined]
     return run
 
 
@@ -279,44 +278,11 @@ def write_json(result: dict, path: str | Path) -> None:
 
 
 def _sha_of(model) -> str | None:
-    from diffusion_core.models.registry import ModelInfo, find_model, sha256_file
-
     try:
         info = model if isinstance(model, ModelInfo) else find_model(model)
         return sha256_file(info.path / "model.safetensors")
     except Exception:  # noqa: BLE001 - a record, not a reason to fail the benchmark
         return None
-
-
-def evaluate_digits(model: str = "digits", n: int = 1000, steps: int = 50,
-                    sampler: str = "heun", seed: int = 0, device: str = "cpu",
-                    batch: int = 250) -> dict:
-    """Generate n digits from pure noise and score them with a classifier trained on the
-    real digits: mean confidence and the share of each class."""
-    from diffusion_core.maths.samplers import SAMPLERS, edm_sigmas
-    from diffusion_core.models.registry import load_denoiser
-    from diffusion_core.training.digits import DigitsClassifier
-
-    den = load_denoiser(model, device)
-    clf = DigitsClassifier()
-    g = torch.Generator().manual_seed(seed)
-    sig = edm_sigmas(steps, 0.002, 80.0)
-    outs = []
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, n, batch):
-            m = min(batch, n - i)
-            x = torch.randn(m, 1, 32, 32, generator=g) * sig[0]
-            outs.append(SAMPLERS[sampler](den, x.to(device), sig.to(device), generator=g).cpu())
-    seconds = time.perf_counter() - t0
-    samples = torch.cat(outs)
-    res = clf.check(samples)
-    res.update({"model": model, "steps": steps, "sampler": sampler, "seconds": round(seconds, 2),
-                "classifier_test_accuracy": round(clf.test_accuracy, 4),
-                "passes": bool(res["mean_confidence"] >= 0.9 and res["min_class_share"] >= 0.05),
-                "model_sha256": _sha_of(model),
-                "date": time.strftime("%Y-%m-%d")})
-    return res
 
 
 def update_card(model_dir: str | Path, result_files: list[str | Path]) -> dict:

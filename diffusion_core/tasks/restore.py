@@ -1,30 +1,42 @@
 """The reverse process as one call: noise an image to a step (or start from pure noise),
 run a sampler with the denoiser, and collect frames, metrics and timings.
 
-Used by the Restore page, the CLI and the benchmarks. No streamlit here.
+Used by the Restore page (through :mod:`diffusion_core.jobs.restore`), blind denoising, the
+steps study, the CLI and the benchmarks. Also the schedule the repair tasks use by default.
+No streamlit here.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
 from diffusion_core.maths.forward import draw_noise, sigma_at_step, x_at_step
 from diffusion_core.maths.samplers import (
-    SAMPLERS,
+    Denoiser,
+    StepCallback,
+    StepInfo,
     StopSampling,
-    default_spacing,
-    karras_schedule_sigmas,
-    schedule_sigmas,
+    get_sampler,
+    sample,
+    spaced_sigmas,
     to_vp,
 )
-from diffusion_core.maths.schedules import Schedule
+from diffusion_core.maths.schedules import Schedule, make_schedule
+from diffusion_core.tasks.metrics import psnr, ssim
+from diffusion_core.units import MAX_STEPS
 
-MAX_STEPS = 1000
+#: the schedule (name, T) whose levels inpainting and blind denoising visit unless given one
+DEFAULT_SCHEDULE = ("linear", 1000)
+
+
+def default_schedule() -> Schedule:
+    return make_schedule(*DEFAULT_SCHEDULE)
 
 
 @dataclass
@@ -59,63 +71,8 @@ class RestoreResult:
         return self.steps_run / self.seconds if self.seconds > 0 else float("nan")
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR (dB) of two images in [-1, 1], after clipping and rounding to 8 bits."""
-    qa = ((a.clamp(-1, 1) + 1) * 127.5).round()
-    qb = ((b.clamp(-1, 1) + 1) * 127.5).round()
-    mse = torch.mean((qa.double() - qb.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """SSIM of two (C,H,W) images in [-1,1] after 8-bit quantisation: the same number as
-    ``skimage.metrics.structural_similarity(qa, qb, channel_axis=2, data_range=255)``
-    (Wang et al. 2004 with its defaults: 7x7 uniform window, sample covariance, K1 = 0.01,
-    K2 = 0.03, the window-wide border left out, mean over channels), computed in torch in
-    float64 because the Restore page scores every step (about 15x faster than skimage)."""
-    qa = ((a.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().double()
-    qb = ((b.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().double()
-    win = 7
-    if min(qa.shape[-2:]) < win:
-        return float("nan")
-    x, y = qa.reshape(-1, *qa.shape[-2:]), qb.reshape(-1, *qb.shape[-2:])
-    # the 'valid' part of a 7x7 mean filter of the five maps at once, by running sums
-    c = torch.nn.functional.pad(torch.stack([x, y, x * x, y * y, x * y]), (1, 0, 1, 0))
-    c = c.cumsum(-1).cumsum(-2)
-    m = (c[..., win:, win:] - c[..., :-win, win:] - c[..., win:, :-win]
-         + c[..., :-win, :-win]) / (win * win)
-    ux, uy = m[0], m[1]
-    cov_norm = win * win / (win * win - 1.0)
-    vx = cov_norm * (m[2] - ux * ux)
-    vy = cov_norm * (m[3] - uy * uy)
-    vxy = cov_norm * (m[4] - ux * uy)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return float(s.mean(dim=(1, 2)).mean())
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU, unless a device is named."""
-    if name and name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def restore(
-    denoiser,
+    denoiser: Denoiser,
     image: torch.Tensor | None,
     schedule: Schedule,
     step: int,
@@ -124,7 +81,7 @@ def restore(
     seed: int = 0,
     eta: float = 0.0,
     device: str | torch.device = "cpu",
-    callback: Callable[[dict], None] | None = None,
+    callback: StepCallback | None = None,
     keep_frames: bool = True,
     frame_every: int = 1,
     shape: tuple | None = None,
@@ -141,11 +98,12 @@ def restore(
     * ``spacing``: which noise levels to visit, "uniform" (evenly spaced timesteps), "karras"
       or "auto" (Karras for DPM-Solver++ and Heun, uniform for DDPM/DDIM); the number of
       steps is the same either way.
-    * ``callback(info)`` receives the sampler's per-step dict plus ``step`` (UI step) and
-      ``x_t`` (the DDPM-space state), and may raise StopSampling; so may ``should_stop()``.
+    * ``eta`` (and any option) reaches only the samplers that take it (:func:`sample`).
+    * ``callback(info)`` receives the sampler's :class:`StepInfo` with ``step`` (UI step),
+      ``x_t`` (the DDPM-space state) and ``x0_hat`` added, and may raise StopSampling; so may
+      ``should_stop()``.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}")
+    spec = get_sampler(sampler)
     device = torch.device(device)
     T = schedule.T
     step = int(min(max(step, 0), T))
@@ -173,12 +131,8 @@ def restore(
         if x0 is not None and compute_metrics:
             result.final_metrics = {"psnr": psnr(result.final, x0), "ssim": ssim(result.final, x0)}
         return result
-    if spacing == "auto":
-        spacing = default_spacing(sampler)
-    if spacing == "karras":
-        sigmas, ts = karras_schedule_sigmas(schedule, step - 1, steps)
-    else:
-        sigmas, ts = schedule_sigmas(schedule, step - 1, steps)
+    sigmas, ts = spaced_sigmas(schedule, step - 1, steps,
+                               spec.spacing if spacing == "auto" else spacing)
     result.timesteps = [t + 1 for t in ts]
     sig0 = sigma_at_step(schedule, step)
     y = (x_start * math.sqrt(1.0 + sig0**2))[None].to(device)
@@ -187,39 +141,36 @@ def restore(
     metrics: list[dict] = []
     n_done = [0]
 
-    def cb(info: dict) -> None:
-        i = info["i"]
+    def cb(info: StepInfo) -> None:
+        i = info.i
         n_done[0] = i + 1
-        s = info["sigma"]
+        s = info.sigma
         ui_step = result.timesteps[i] if i < len(result.timesteps) else 0
-        x_t = to_vp(info["x"], s)[0].float().cpu()
-        x0_hat = info["denoised"][0].float().cpu()
-        eps_hat = info["eps"][0].float().cpu()
+        x_t = to_vp(info.x, s)[0].float().cpu()
+        x0_hat = info.denoised[0].float().cpu()
         if compute_metrics and x0 is not None:
             metrics.append({"i": i, "step": ui_step, "sigma": s,
                             "psnr": psnr(x0_hat, x0), "ssim": ssim(x0_hat, x0)})
-        if keep_frames and (i % max(frame_every, 1) == 0 or i == info["n"] - 1):
-            frames.append(Frame(i, ui_step, s, x_t, x0_hat.clamp(-1, 1), eps_hat))
+        if keep_frames and (i % max(frame_every, 1) == 0 or i == info.n - 1):
+            frames.append(Frame(i, ui_step, s, x_t, x0_hat.clamp(-1, 1),
+                                info.eps[0].float().cpu()))
         if callback is not None:
-            callback(dict(info, step=ui_step, x_t=x_t, x0_hat=x0_hat))
+            callback(replace(info, step=ui_step, x_t=x_t, x0_hat=x0_hat))
         if should_stop is not None and should_stop():
             raise StopSampling
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    kw = {"eta": eta} if sampler == "ddim" else {}
     try:
         # half precision on CUDA (fp16 autocast); full precision elsewhere
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16,
                                                     enabled=device.type == "cuda"):
-            out = SAMPLERS[sampler](denoiser, y, sigmas.to(device), generator=gen, callback=cb,
-                                    **kw)
+            out = sample(sampler, denoiser, y, sigmas.to(device), generator=gen, callback=cb,
+                         eta=eta)
     except torch.OutOfMemoryError:
         # Fall back to the CPU with a private copy of the model (the shared one stays put),
         # restarting the run from the same noisy start; say so instead of crashing.
-        import copy
-
         if device.type == "cuda":
             torch.cuda.empty_cache()
         frames.clear()
@@ -229,8 +180,8 @@ def restore(
         den_cpu = copy.deepcopy(denoiser).to(cpu).float()
         gen = torch.Generator(device="cpu").manual_seed(int(seed) + 1)
         with torch.inference_mode():
-            out = SAMPLERS[sampler](den_cpu, y.to(cpu).float(), sigmas, generator=gen,
-                                    callback=cb, **kw)
+            out = sample(sampler, den_cpu, y.to(cpu).float(), sigmas, generator=gen,
+                         callback=cb, eta=eta)
         result.note = (f"The {device.type.upper()} ran out of memory, so this run was "
                        "finished on the CPU (slower). A smaller working size avoids this.")
         device = cpu
@@ -251,26 +202,3 @@ def restore(
         if metrics:
             result.final_metrics["one_step_x0_psnr"] = metrics[0]["psnr"]
     return result
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def as_numpy_metrics(result: RestoreResult) -> dict:
-    return {
-        "steps_requested": result.steps_requested,
-        "steps_run": result.steps_run,
-        "seconds": round(result.seconds, 4),
-        "steps_per_s": round(result.steps_per_s, 3) if result.seconds else None,
-        "device": result.device,
-        "timesteps": result.timesteps,
-        "final": result.final_metrics,
-        "per_step": result.metrics,
-        "peak_gpu_memory_mb": result.peak_memory_mb,
-        "stopped": result.stopped,
-    }
-
-

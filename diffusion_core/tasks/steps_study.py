@@ -9,31 +9,37 @@ noise) with every sampler and every number of steps asked for, and scores each r
 * ``model_calls``: network evaluations (NFE), which is what a step costs: one per step,
   two for Heun (except its last step), and ``seconds`` of wall time.
 
-:func:`plain_words_summary` turns the rows into sentences for the page, and :class:`StudyJob`
-runs a study in a background thread so a page can show progress and stop it. No streamlit.
+:func:`plain_words_summary` turns the rows into sentences for the page;
+:class:`diffusion_core.jobs.study.StudyJob` runs a study in a background thread so a page can
+show progress and stop it. No streamlit.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
 
-from diffusion_core.jobs.restore_jobs import _SLOTS, friendly_error
-from diffusion_core.maths.samplers import SAMPLERS, spaced_timesteps
+from diffusion_core.maths.samplers import (
+    SPECS,
+    Denoiser,
+    DenoiserWrapper,
+    StepCallback,
+    StepInfo,
+    spaced_timesteps,
+)
 from diffusion_core.maths.schedules import Schedule
-from diffusion_core.tasks.restore import psnr, restore, ssim
+from diffusion_core.tasks.metrics import psnr, ssim
+from diffusion_core.tasks.restore import restore
 
-SHORT_NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "heun": "Heun", "dpmpp_2m": "DPM-Solver++"}
-CALLS_PER_STEP = {"ddim": 1, "ddpm": 1, "dpmpp_2m": 1, "heun": 2}
 DEFAULT_STEPS = (1, 2, 5, 10, 25, 50)
 
 
 def short_name(sampler: str) -> str:
-    return SHORT_NAMES.get(sampler, sampler)
+    spec = SPECS.get(sampler)
+    return spec.short_name if spec is not None else sampler
 
 
 def effective_steps(step: int, steps: int) -> int:
@@ -44,11 +50,8 @@ def effective_steps(step: int, steps: int) -> int:
 def model_calls_for(sampler: str, n_steps: int) -> int:
     """Network evaluations of ``n_steps`` sampler steps ending at the clean image (sigma 0):
     one per step; Heun's second (corrector) call is skipped on the last step."""
-    if n_steps <= 0:
-        return 0
-    if CALLS_PER_STEP.get(sampler, 1) == 2:
-        return 2 * n_steps - 1
-    return n_steps
+    spec = SPECS.get(sampler)
+    return spec.model_calls(n_steps) if spec is not None else max(int(n_steps), 0)
 
 
 def plan(step: int, samplers, steps_list, reference_steps: int = 250) -> list[tuple[str, int, int]]:
@@ -71,33 +74,25 @@ def planned_calls(step: int, samplers, steps_list, reference_steps: int = 250) -
     return sum(model_calls_for(s, n) for s, _, n in plan(step, samplers, steps_list, reference_steps))
 
 
-class _Counting(torch.nn.Module):
-    """Wraps a denoiser and counts its calls (and tells ``on_call`` after each one)."""
+class _Counting(DenoiserWrapper):
+    """Wraps a denoiser and counts its calls (and tells ``on_call(x, sigma, x0_hat)`` after
+    each one)."""
 
-    def __init__(self, den, on_call: Callable[[], None] | None = None):
-        super().__init__()
-        self.den = den
+    def __init__(self, den: Denoiser, on_call: Callable[..., None] | None = None):
+        super().__init__(den)
         self.calls = 0
         self.on_call = on_call
-
-    @property
-    def channels(self) -> int:
-        return int(getattr(self.den, "channels", 3))
-
-    @property
-    def sigma_data(self) -> float:
-        return float(getattr(self.den, "sigma_data", 0.5))
 
     def forward(self, y, sigma):
         out = self.den(y, sigma)
         self.calls += 1
         if self.on_call is not None:
-            self.on_call()
+            self.on_call(y, sigma, out)
         return out
 
 
 def sampler_vs_steps(
-    denoiser,
+    denoiser: Denoiser,
     image: torch.Tensor,
     schedule: Schedule,
     step: int,
@@ -105,7 +100,7 @@ def sampler_vs_steps(
     steps_list,
     seed: int,
     reference_steps: int = 250,
-    callback: Callable[[dict], None] | None = None,
+    callback: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     device: str | torch.device = "cpu",
 ) -> list[dict]:
@@ -119,11 +114,13 @@ def sampler_vs_steps(
 
     ``steps`` is the number of sampler steps actually run (a start ``step`` noise steps from
     the clean picture allows at most ``step``). ``callback(info)`` is told after every model
-    call (``calls_done``, ``calls_total``, ``phase`` = "reference" or "run", ``sampler``,
-    ``steps``, ``row`` = the finished row or None); ``should_stop()`` ends the study early,
-    keeping the rows finished so far.
+    call and after every finished row, with a :class:`StepInfo` whose ``i``/``n`` count
+    model calls (``sigma``, ``x`` and ``denoised`` are those of the latest call) and which
+    carries ``calls_done``, ``calls_total``, ``phase`` = "reference" or "run", ``sampler``,
+    ``steps`` and ``row`` (the finished row, or None); ``should_stop()`` ends the study
+    early, keeping the rows finished so far.
     """
-    unknown = [s for s in samplers if s not in SAMPLERS]
+    unknown = [s for s in samplers if s not in SPECS]
     if unknown:
         raise ValueError(f"Unknown sampler(s): {', '.join(map(str, unknown))}")
     step = int(min(max(int(step), 1), schedule.T))
@@ -131,15 +128,19 @@ def sampler_vs_steps(
     runs = plan(step, samplers, steps_list, reference_steps)
     total = sum(model_calls_for(s, n) for s, _, n in runs)
     state: dict[str, Any] = {"done": 0, "sampler": "ddim", "steps": runs[0][2],
-                             "phase": "reference"}
+                             "phase": "reference", "last": StepInfo(0, total, 0.0)}
 
     def tell(row=None):
         if callback is not None:
-            callback({"calls_done": state["done"], "calls_total": total, "phase": state["phase"],
-                      "sampler": state["sampler"], "steps": state["steps"], "row": row})
+            done = state["done"]
+            callback(replace(state["last"], i=max(done - 1, 0), n=total, calls_done=done,
+                             calls_total=total, phase=state["phase"], sampler=state["sampler"],
+                             steps=state["steps"], row=row))
 
-    def on_call():
+    def on_call(y, sigma, out):
         state["done"] += 1
+        s = float(torch.as_tensor(sigma).reshape(-1)[0])
+        state["last"] = StepInfo(state["done"] - 1, total, s, x=y, denoised=out)
         tell()
 
     counting = _Counting(denoiser, on_call)
@@ -227,7 +228,7 @@ def plain_words_summary(rows: list[dict], tol_db: float = 0.3) -> str:
     for s in order:
         mine = [r for r in rows if r["sampler"] == s and not math.isnan(r["psnr_vs_reference"])]
         ok = sorted((r for r in mine if r["psnr_vs_reference"] >= 35.0), key=lambda r: r["steps"])
-        if ok and s != "ddpm":
+        if ok and not (s in SPECS and SPECS[s].stochastic):
             n, calls = ok[0]["steps"], ok[0]["model_calls"]
             agree.append(f"{short_name(s)} with {n} step{'s' if n != 1 else ''}"
                          + (f" ({calls} calls)" if calls != n else ""))
@@ -236,100 +237,3 @@ def plain_words_summary(rows: list[dict], tol_db: float = 0.3) -> str:
                      f"agreement or more): {', '.join(agree)}.")
     return " ".join(parts)
 
-
-class StudyJob:
-    """One :func:`sampler_vs_steps` study in a daemon thread, for a page to poll and stop.
-
-    Shares the process-wide limit on concurrent runs with the Restore page's jobs."""
-
-    def __init__(self, denoiser, image: torch.Tensor, schedule: Schedule, step: int,
-                 samplers, steps_list, seed: int = 0, reference_steps: int = 250,
-                 device: str | torch.device = "cpu", settings: dict | None = None):
-        self.denoiser = denoiser
-        self.image = image
-        self.schedule = schedule
-        self.step = int(step)
-        self.samplers = list(samplers)
-        self.steps_list = list(steps_list)
-        self.seed = int(seed)
-        self.reference_steps = int(reference_steps)
-        self.device = torch.device(device)
-        self.settings = dict(settings or {})
-        self.total = planned_calls(self.step, self.samplers, self.steps_list, reference_steps)
-        self.state = "new"  # new, waiting, running, done, stopped, failed
-        self.calls_done = 0
-        self.current: tuple[str, int] | None = None  # (sampler, steps); None: the reference
-        self.rows: list[dict] = []
-        self.error: str | None = None
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.announced = False
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="steps-study", daemon=True)
-
-    def start(self) -> StudyJob:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def done(self) -> bool:
-        return self.state in ("done", "stopped", "failed")
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            now = self.finished or time.time()
-            return {"state": self.state, "calls_done": self.calls_done, "total": self.total,
-                    "current": self.current, "rows": list(self.rows),
-                    "elapsed": now - (self.started or now)}
-
-    def _on_progress(self, info: dict) -> None:
-        with self._lock:
-            self.calls_done = info["calls_done"]
-            self.total = info["calls_total"]
-            self.current = (None if info.get("phase") == "reference"
-                            else (info["sampler"], info["steps"]))
-            if info.get("row") is not None:
-                self.rows.append(info["row"])
-
-    def _run(self) -> None:
-        with self._lock:
-            self.state = "waiting"
-        acquired = False
-        try:
-            while not acquired:
-                if self._stop.is_set():
-                    with self._lock:
-                        self.state, self.finished = "stopped", time.time()
-                        self.started = self.started or self.finished
-                    return
-                acquired = _SLOTS.acquire(timeout=0.2)
-            with self._lock:
-                self.state, self.started = "running", time.time()
-            rows = sampler_vs_steps(self.denoiser, self.image, self.schedule, self.step,
-                                    self.samplers, self.steps_list, self.seed,
-                                    reference_steps=self.reference_steps,
-                                    callback=self._on_progress,
-                                    should_stop=self._stop.is_set, device=self.device)
-            with self._lock:
-                self.rows = rows
-                self.state = "stopped" if self._stop.is_set() else "done"
-                self.finished = time.time()
-        except Exception as e:  # noqa: BLE001 - every failure becomes one message
-            with self._lock:
-                self.error = friendly_error(e)
-                self.state, self.finished = "failed", time.time()
-        finally:
-            if acquired:
-                _SLOTS.release()

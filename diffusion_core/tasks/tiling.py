@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from diffusion_core.maths.samplers import DenoiserWrapper
+
 
 def _starts(n: int, tile: int, overlap: int) -> list[int]:
     if n <= tile:
@@ -32,20 +34,11 @@ def _ramp(n: int, overlap: int, at_start: bool, at_end: bool, device, dtype) -> 
     return w
 
 
-class TiledDenoiser(nn.Module):
+class TiledDenoiser(DenoiserWrapper):
     def __init__(self, denoiser: nn.Module, tile: int = 512, overlap: int = 64):
-        super().__init__()
-        self.den = denoiser
+        super().__init__(denoiser)
         self.tile = int(tile)
         self.overlap = int(overlap)
-
-    @property
-    def channels(self) -> int:
-        return int(getattr(self.den, "channels", 3))
-
-    @property
-    def sigma_data(self) -> float:
-        return float(getattr(self.den, "sigma_data", 0.5))
 
     def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
         n, c, h, w = y.shape

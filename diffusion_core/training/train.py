@@ -29,7 +29,11 @@ import torch
 import torch.distributed as dist
 
 from diffusion_core.maths.precond import EDMDenoiser, edm_loss, sample_training_sigmas
+from diffusion_core.maths.samplers import generate
 from diffusion_core.models.nets import build_network, count_parameters
+from diffusion_core.system.device import pick_device
+from diffusion_core.training.data import PatchSampler, build_sources
+from diffusion_core.training.digits import digits_dataset
 
 
 @dataclass
@@ -97,16 +101,6 @@ class StepInfo:
     ema: torch.nn.Module | None = None
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name and name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     # A distinct, reproducible stream for every (seed, rank, step).
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7919 + step) % (2**63))
@@ -130,8 +124,6 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 def make_batch_source(cfg: TrainConfig, log=print):
     """Returns (fn(n, generator) -> (x0, gray_flags), description dict)."""
     if cfg.kind == "digits":
-        from diffusion_core.training.digits import digits_dataset
-
         images, _labels = digits_dataset()
 
         def fn(n, g):
@@ -139,8 +131,6 @@ def make_batch_source(cfg: TrainConfig, log=print):
             return images[idx], torch.ones(n, dtype=torch.bool)
 
         return fn, {"sklearn digits (32x32)": int(len(images))}
-    from diffusion_core.training.data import PatchSampler, build_sources
-
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
                            p_gray=cfg.p_gray, p_edge_chroma=cfg.p_edge_chroma)
     return sampler.batch, sampler.describe()
@@ -409,20 +399,11 @@ def hardware_string(device: torch.device, world: int = 1) -> str:
     return f"{world} x {name}" if world > 1 else name
 
 
-@torch.inference_mode()
 def preview_samples(denoiser: EDMDenoiser, cfg: TrainConfig, device, n: int = 4) -> torch.Tensor:
     """A few images generated from pure noise with a short deterministic sampler (EMA
     weights), for progress previews."""
-    from diffusion_core.maths.samplers import edm_sigmas, sample_heun
-
-    g = torch.Generator().manual_seed(1234)
-    if cfg.kind == "digits":
-        shape = (n, 1, 32, 32)
-    else:
-        shape = (n, 3, 64, 64)
-    sigmas = edm_sigmas(12, 0.002, 80.0)
-    x = torch.randn(shape, generator=g) * sigmas[0]
-    return sample_heun(denoiser, x.to(device), sigmas.to(device)).cpu()
+    shape = (n, 1, 32, 32) if cfg.kind == "digits" else (n, 3, 64, 64)
+    return generate(denoiser, shape, steps=12, sampler="heun", seed=1234, device=device)
 
 
 def _save_preview(x: torch.Tensor, path: Path) -> None:

@@ -1,18 +1,16 @@
-"""Loading user images (uploads, files, built-in samples) into model-ready tensors.
+"""Decoding user images (uploads, files) into model-ready tensors: the hostile-input decoder.
 
-This is the single entry point through which every image enters Diffusion Lab.  It is
-deliberately defensive: uploads can be empty, truncated, enormous, disguised text files,
-decompression bombs, animated, 16-bit, floating point, CMYK, rotated by EXIF tags, ...
-Every such problem surfaces as one exception type, :class:`ImageLoadError`, whose
-``str()`` is a short sentence that can be shown to the user as is.
+Every picture enters Diffusion Lab through :func:`load_image`.  It is deliberately defensive:
+uploads can be empty, truncated, enormous, disguised text files, decompression bombs,
+animated, 16-bit, floating point, CMYK, rotated by EXIF tags, ...  Every such problem surfaces
+as one exception type, :class:`ImageLoadError`, whose ``str()`` is a short sentence that can
+be shown to the user as is.
 
-The result is a :class:`LoadedImage` holding a ``torch.float32`` tensor of shape
-``(C, H, W)`` with ``C`` equal to 1 (gray) or 3 (RGB) and values in ``[-1, 1]``, plus
-human-readable notes about everything that was done to the picture.
-
-Pixel conventions: ``-1`` is black, ``+1`` is white.  :func:`tensor_to_float01`,
-:func:`to_uint8`, :func:`to_pil` and :func:`from_uint8` convert between this tensor
-convention and the usual ``[0, 1]`` float / ``uint8`` / Pillow representations.
+The result is a :class:`LoadedImage` holding a ``torch.float32`` tensor of shape ``(C, H, W)``
+with ``C`` equal to 1 (gray) or 3 (RGB) and values in ``[-1, 1]``, plus human-readable notes
+about everything that was done to the picture.  (:mod:`diffusion_core.media.convert` turns
+such tensors back into arrays and Pillow images; :mod:`diffusion_core.media.samples` is the
+catalogue of built-in pictures.)
 
 Importing this module lowers Pillow's global decompression-bomb limit
 (``PIL.Image.MAX_IMAGE_PIXELS``) to :data:`MAX_IMAGE_PIXELS`.
@@ -21,14 +19,12 @@ Importing this module lowers Pillow's global decompression-bomb limit
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import io
 import os
 import re
 import struct
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Union
@@ -37,23 +33,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageChops, ImageOps
 
+from diffusion_core.units import from_255
+
 __all__ = [
     "MAX_IMAGE_PIXELS",
     "MAX_INPUT_BYTES",
-    "SAMPLES",
     "SUPPORTED_FORMATS",
     "ImageLoadError",
+    "ImageSource",
     "LoadedImage",
-    "Sample",
-    "from_uint8",
-    "list_samples",
+    "Mode",
     "load_image",
-    "load_sample",
-    "sample_images",
-    "sample_path",
-    "tensor_to_float01",
-    "to_pil",
-    "to_uint8",
 ]
 
 #: Largest accepted image, in pixels (width × height), checked before decoding.
@@ -128,67 +118,6 @@ class LoadedImage:
     def is_gray(self) -> bool:
         """True for single-channel images."""
         return self.channels == 1
-
-
-# --------------------------------------------------------------------------------------
-# Tensor <-> array helpers
-# --------------------------------------------------------------------------------------
-
-
-def tensor_to_float01(t: torch.Tensor) -> torch.Tensor:
-    """Map a ``[-1, 1]`` image tensor to ``[0, 1]`` (clamping out-of-range values)."""
-    return ((t.detach().to(torch.float32) + 1.0) * 0.5).clamp_(0.0, 1.0)
-
-
-def _as_chw(t: torch.Tensor) -> torch.Tensor:
-    """Accept ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` with C in {1, 3}; return CHW."""
-    if t.ndim == 4 and t.shape[0] == 1:
-        t = t[0]
-    if t.ndim == 2:
-        t = t.unsqueeze(0)
-    if t.ndim != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(
-            f"expected an image tensor of shape (H, W), (C, H, W) or (1, C, H, W) with C in "
-            f"{{1, 3}}, got {tuple(t.shape)}"
-        )
-    return t
-
-
-def to_uint8(tensor: torch.Tensor) -> np.ndarray:
-    """Convert a ``[-1, 1]`` image tensor to a ``uint8`` array.
-
-    Returns an ``(H, W)`` array for one channel and ``(H, W, 3)`` for three.  NaNs become
-    black; values are rounded to the nearest integer level.
-    """
-    t = _as_chw(tensor)
-    t = torch.nan_to_num(tensor_to_float01(t).cpu(), nan=0.0)
-    arr = (t * 255.0).round_().to(torch.uint8).numpy()
-    return arr[0] if arr.shape[0] == 1 else np.ascontiguousarray(arr.transpose(1, 2, 0))
-
-
-def to_pil(tensor: torch.Tensor) -> Image.Image:
-    """Convert a ``[-1, 1]`` image tensor to a Pillow image (mode ``"L"`` or ``"RGB"``)."""
-    return Image.fromarray(to_uint8(tensor))
-
-
-def from_uint8(array: np.ndarray) -> torch.Tensor:
-    """Convert a ``uint8`` image array to a ``(C, H, W)`` float32 tensor in ``[-1, 1]``.
-
-    Accepts ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` and ``(H, W, 4)``; a fourth (alpha)
-    channel is flattened onto white.  Exactly inverts :func:`to_uint8`.
-    """
-    arr = np.asarray(array)
-    if arr.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
-        raise ValueError(f"expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
-    x = torch.from_numpy(arr.astype(np.float32)) / 255.0
-    if x.shape[2] == 4:
-        alpha = x[:, :, 3:4]
-        x = x[:, :, :3] * alpha + (1.0 - alpha)
-    return (x.permute(2, 0, 1) * 2.0 - 1.0).clamp_(-1.0, 1.0).contiguous()
 
 
 # --------------------------------------------------------------------------------------
@@ -651,12 +580,12 @@ def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
     except Exception as exc:
         raise ImageLoadError(_damaged(fmt)) from exc
 
-    if canon.mode != "F":
-        arr = arr * (1.0 / 255.0)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-    tensor = torch.nan_to_num(tensor * 2.0 - 1.0, nan=-1.0).clamp_(-1.0, 1.0).contiguous()
+    # 8-bit levels (0..255), or values already in 0..1 for floating-point files ("F")
+    tensor = tensor * 2.0 - 1.0 if canon.mode == "F" else from_255(tensor)
+    tensor = torch.nan_to_num(tensor, nan=-1.0).clamp_(-1.0, 1.0).contiguous()
     if mode == "rgb" and tensor.shape[0] == 1:
         tensor = tensor.repeat(3, 1, 1)
 
@@ -667,191 +596,3 @@ def _decode(data: bytes, max_side: int | None, mode: Mode) -> LoadedImage:
         notes=tuple(notes),
         format=fmt,
     )
-
-
-# --------------------------------------------------------------------------------------
-# Built-in samples (files shipped inside the scikit-image wheel; never downloaded)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A built-in sample picture.
-
-    Attributes:
-        name: identifier used by :func:`load_sample`.
-        filename: file inside ``skimage/data`` (bundled with the wheel).
-        title: short display name.
-        description: one sentence for the UI.
-        kind: ``"photo"``, ``"medical"``, ``"science"`` or ``"texture"``.
-        gray: the picture is gray in content; ``mode="auto"`` then loads 1 channel even
-            when the file itself stores RGB.
-    """
-
-    name: str
-    filename: str
-    title: str
-    description: str
-    kind: str
-    gray: bool = False
-
-
-SAMPLES: dict[str, Sample] = {
-    s.name: s
-    for s in (
-        Sample(
-            "astronaut",
-            "astronaut.png",
-            "Astronaut",
-            "Portrait of astronaut Eileen Collins (NASA), colour.",
-            "photo",
-        ),
-        Sample("cat", "chelsea.png", "Cat", "Chelsea the cat, colour.", "photo"),
-        Sample(
-            "coffee",
-            "coffee.png",
-            "Coffee",
-            "A cup of coffee on a saucer, colour.",
-            "photo",
-        ),
-        Sample(
-            "rocket",
-            "rocket.jpg",
-            "Rocket",
-            "A rocket launch, colour photograph (JPEG).",
-            "photo",
-        ),
-        Sample(
-            "camera",
-            "camera.png",
-            "Cameraman",
-            "The classic 'cameraman' test picture, grayscale.",
-            "photo",
-            gray=True,
-        ),
-        Sample(
-            "coins",
-            "coins.png",
-            "Coins",
-            "Greek coins on a dark background, grayscale.",
-            "photo",
-            gray=True,
-        ),
-        Sample(
-            "moon",
-            "moon.png",
-            "Moon",
-            "Surface of the moon, grayscale.",
-            "science",
-            gray=True,
-        ),
-        Sample(
-            "hubble",
-            "hubble_deep_field.jpg",
-            "Hubble deep field",
-            "Distant galaxies seen by the Hubble telescope, colour.",
-            "science",
-        ),
-        Sample(
-            "retina",
-            "retina.jpg",
-            "Retina",
-            "Fundus photograph of a human retina (medical), colour.",
-            "medical",
-        ),
-        Sample(
-            "tissue",
-            "ihc.png",
-            "Stained tissue",
-            "Immunohistochemistry microscopy of tissue (medical), colour.",
-            "medical",
-        ),
-        Sample(
-            "cells",
-            "cell.png",
-            "Cells",
-            "Microscopy of a cell, grayscale.",
-            "medical",
-            gray=True,
-        ),
-        Sample(
-            "phantom",
-            "phantom.png",
-            "CT phantom",
-            "Shepp-Logan phantom, the standard test image for CT reconstruction.",
-            "medical",
-            gray=True,
-        ),
-        Sample(
-            "brick",
-            "brick.png",
-            "Brick wall",
-            "Brick wall texture, grayscale.",
-            "texture",
-            gray=True,
-        ),
-        Sample(
-            "grass",
-            "grass.png",
-            "Grass",
-            "Grass texture, grayscale.",
-            "texture",
-            gray=True,
-        ),
-    )
-}
-
-
-@functools.lru_cache(maxsize=1)
-def _skimage_data_dir() -> Path | None:
-    """``skimage/data`` inside the installed package, located without importing skimage."""
-    try:
-        spec = importlib.util.find_spec("skimage")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def sample_path(name: str) -> Path | None:
-    """Local path of sample ``name`` if its file ships with scikit-image, else ``None``."""
-    sample = SAMPLES[name]
-    data_dir = _skimage_data_dir()
-    if data_dir is None:
-        return None
-    path = data_dir / sample.filename
-    return path if path.is_file() else None
-
-
-def list_samples() -> list[str]:
-    """Names of the samples available offline, in display order."""
-    return [name for name in SAMPLES if sample_path(name) is not None]
-
-
-def load_sample(name: str, max_side: int | None = 512, mode: Mode = "auto") -> LoadedImage:
-    """Load a built-in sample by name (see :func:`list_samples`); never uses the network.
-
-    With ``mode="auto"``, samples whose content is gray load as 1 channel.
-
-    Raises:
-        KeyError: unknown sample name.
-        ImageLoadError: the sample's file is not installed.
-    """
-    if name not in SAMPLES:
-        raise KeyError(f"unknown sample {name!r}; choose one of {sorted(SAMPLES)}")
-    path = sample_path(name)
-    if path is None:
-        raise ImageLoadError(f"The sample image “{SAMPLES[name].title}” is not installed.")
-    if mode == "auto" and SAMPLES[name].gray:
-        mode = "gray"
-    return load_image(path, max_side=max_side, mode=mode)
-
-
-def sample_images() -> dict[str, Callable[..., LoadedImage]]:
-    """Offline samples as ``{name: loader}``; each loader accepts ``max_side`` and ``mode``."""
-    return {name: functools.partial(load_sample, name) for name in list_samples()}
