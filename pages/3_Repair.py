@@ -10,6 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from diffusion_core.app.repair import (
+    DENOISE_INTRO,
+    INPAINT_INTRO,
     MASK_SOURCES,
     NOISE_SOURCES,
     REPAIR_SIZES,
@@ -37,15 +39,14 @@ from diffusion_core.system.device import device_label, pick_device
 from diffusion_core.tasks.blind import DENOISE_MODES
 from diffusion_core.tasks.pictures import damaged_view
 from diffusion_core.units import SEED_MAX
-from ui.job_watch import job_state, kept_result, watch
 from ui.models import model_select
 from ui.nav import sidebar_nav
 from ui.picker import image_picker, show_notes
 from ui.repair_view import (
     denoise_live,
     inpaint_live,
-    job_outcome,
     paint_damage,
+    run_and_result,
     show_row,
 )
 from ui.session import session_alive_check
@@ -89,13 +90,7 @@ tab_fill, tab_clean = st.tabs(["Fill in damage", "Clean up a noisy photo or scan
 
 # ================================================================ tab 1: inpainting
 with tab_fill:
-    st.markdown(
-        "Mark the damaged part of the picture. The model then starts from pure noise and "
-        "removes it step by step, but after every step the pixels we **know** are put back "
-        "(with just as much noise as the rest at that step). Only the hole is left to the "
-        "model, and it has to invent something that fits in with its surroundings. This is "
-        "**RePaint** (Lugmayr et al. 2022)."
-    )
+    st.markdown(INPAINT_INTRO)
     source = st.radio("Damage", list(MASK_SOURCES), horizontal=True, key="repair_mask_source",
                       format_func=MASK_SOURCES.get)
     if source == "preset":
@@ -139,19 +134,12 @@ with tab_fill:
     elif problem == "full":
         st.error("The damage covers (almost) the whole picture: there is nothing left for the "
                  "model to go on. Mark a smaller area.")
-    job, running = job_state(ss.get(K_FILL_JOB))
-    if st.button(f"Repair ({request.calls} model calls)", type="primary", key="repair_run_inpaint",
-                 disabled=problem is not None or running or not models) and not running:
-        ss[K_FILL_JOB] = InpaintJob(request, device, alive=session_alive_check()).start()
-        st.rerun()  # redraw with the run going (the buttons disabled)
-    watch(lambda: ss.get(K_FILL_JOB), inpaint_live, key="repair_inpaint")
-    job_outcome(ss.get(K_FILL_JOB))
-
-    out = kept_result(K_FILL_JOB, "repair_inpaint_result")
+    out = run_and_result(f"Repair ({request.calls} model calls)", "repair_run_inpaint", K_FILL_JOB,
+                         "repair_inpaint_result", inpaint_live,
+                         lambda: InpaintJob(request, device, alive=session_alive_check()),
+                         problem is not None or not models, request.key,
+                         "press **Repair** to redo it with these.")
     if out:
-        st.subheader("Result")
-        if out["settings"] != request.key:
-            st.caption("⏳ Made with earlier settings: press **Repair** to redo it with these.")
         if stopped_text(out, "fill-in"):
             st.warning(stopped_text(out, "fill-in"))
         show_row(inpaint_pictures(out))
@@ -169,13 +157,7 @@ with tab_fill:
 
 # ================================================================ tab 2: blind denoising
 with tab_clean:
-    st.markdown(
-        "A grainy photo or a noisy scan is a picture plus noise: exactly what the model "
-        "learned to clean up. We first **measure how noisy** the picture is (from the "
-        "finest-scale detail, where real pictures are mostly smooth and noise is not), find the "
-        "step of the forward process with that much noise, and let the model run the reverse "
-        "process from there, starting from your noisy picture itself."
-    )
+    st.markdown(DENOISE_INTRO)
     kind = st.radio("Picture", list(NOISE_SOURCES), horizontal=True, key="repair_noise_source",
                     format_func=NOISE_SOURCES.get)
     if kind == "add":
@@ -211,19 +193,10 @@ with tab_clean:
                  "the network's value ranges on a few built-in photos).")
     request = denoise_request(noisy, clean, reading, ss, seed, on_cpu=device.type == "cpu",
                               source=(kind, amount, seed))
-    job, running = job_state(ss.get(K_CLEAN_JOB))
-    if st.button("Clean it up", type="primary", key="repair_run_denoise",
-                 disabled=running or not models) and not running:
-        ss[K_CLEAN_JOB] = DenoiseJob(request, device, alive=session_alive_check()).start()
-        st.rerun()
-    watch(lambda: ss.get(K_CLEAN_JOB), denoise_live, key="repair_denoise")
-    job_outcome(ss.get(K_CLEAN_JOB))
-
-    out = kept_result(K_CLEAN_JOB, "repair_denoise_result")
+    out = run_and_result("Clean it up", "repair_run_denoise", K_CLEAN_JOB, "repair_denoise_result",
+                         denoise_live, lambda: DenoiseJob(request, device, alive=session_alive_check()),
+                         not models, request.key, "press **Clean it up** to redo it.")
     if out:
-        st.subheader("Result")
-        if out["settings"] != request.key:
-            st.caption("⏳ Made with earlier settings: press **Clean it up** to redo it.")
         if out.get("note"):
             st.warning(out["note"])
         if stopped_text(out, "picture"):

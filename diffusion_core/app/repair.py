@@ -33,6 +33,21 @@ NOISE_SOURCES = {"add": "Add known noise to the picture (to try it out)",
                  "noisy": "My picture is already noisy"}
 
 
+
+#: what each tab says first, in words for a lay audience
+INPAINT_INTRO = (
+    "Mark the damaged part of the picture. The model then starts from pure noise and "
+    "removes it step by step, but after every step the pixels we **know** are put back "
+    "(with just as much noise as the rest at that step). Only the hole is left to the "
+    "model, and it has to invent something that fits in with its surroundings. This is "
+    "**RePaint** (Lugmayr et al. 2022).")
+DENOISE_INTRO = (
+    "A grainy photo or a noisy scan is a picture plus noise: exactly what the model "
+    "learned to clean up. We first **measure how noisy** the picture is (from the "
+    "finest-scale detail, where real pictures are mostly smooth and noise is not), find the "
+    "step of the forward process with that much noise, and let the model run the reverse "
+    "process from there, starting from your noisy picture itself.")
+
 def working_picture(x_full: torch.Tensor, size) -> torch.Tensor:
     """The picture shrunk so that its longest side is the repair size (32..1024)."""
     return fit_size(x_full, clamp_int(size, 32, 1024, 128))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 
-from diffusion_core.cli.common import run_guarded, save_png, step_progress
+from diffusion_core.cli.common import add_paths, run_guarded, save_png, step_progress
 from diffusion_core.cli.repair import (
     DENOISE_DESCRIPTION,
     INPAINT_DESCRIPTION,
@@ -219,10 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=512,
                    help="shrink the picture so its longest side is at most this (default 512)")
     _add_device(r)
-    r.add_argument("--out", default="restored.png", help="where to write the result (PNG)")
-    r.add_argument("--gif", default=None, help="also write the reverse process as a GIF here")
-    r.add_argument("--mp4", default=None, help="MP4 of the picture being noised, then restored")
-    r.add_argument("--json", default=None, help="also write the metrics and timings as JSON here")
+    add_paths(r, ("--out", "restored.png", "where to write the result (PNG)"),
+              ("--gif", None, "also write the reverse process as a GIF here"),
+              ("--mp4", None, "MP4 of the picture being noised, then restored"),
+              ("--json", None, "also write the metrics and timings as JSON here"))
 
     g = sub.add_parser("generate", help="generate images from pure noise",
                        description="Generate pictures from pure noise (EDM noise levels) and "
@@ -265,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export a run's EMA weights as a model folder",
                        description="Export the EMA weights of a run's latest checkpoint as a "
                                    "model folder (weights and card).")
-    e.add_argument("--run", required=True, help="the run's directory")
-    e.add_argument("--out", required=True, help="the model folder to write")
+    add_paths(e, ("--run", None, "the run's directory"), ("--out", None, "the model folder to write"),
+              required=True)
     e.add_argument("--extra", default=None, help="JSON merged into the card")
 
     v = sub.add_parser("evaluate", help="benchmarks",

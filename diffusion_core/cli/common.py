@@ -21,6 +21,21 @@ from diffusion_core.models.registry import ModelLoadError
 USER_ERRORS = (ImageLoadError, ModelLoadError, MaskError, ValueError)
 
 
+def add_paths(p, *options: tuple[str, str | None, str], required: bool = False) -> None:
+    """Add file-path options to a parser, each given as ``(flag, default, help)``."""
+    for flag, default, text in options:
+        if required:
+            p.add_argument(flag, required=True, help=text)
+        else:
+            p.add_argument(flag, default=default, help=text)
+
+
+def add_numbers(p, *options: tuple[str, type, float | int, str]) -> None:
+    """Add numeric options to a parser, each given as ``(flag, type, default, help)``."""
+    for flag, typ, default, text in options:
+        p.add_argument(flag, type=typ, default=default, help=text)
+
+
 def save_png(t: torch.Tensor, path) -> None:
     """Write a (C, H, W) picture in [-1, 1] as PNG (clipped), creating the folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from diffusion_core.cli.common import fmt_db, run_guarded, save_png, step_progress
+from diffusion_core.cli.common import add_numbers, add_paths, fmt_db, run_guarded, save_png, step_progress
 from diffusion_core.maths.samplers import SPECS
 from diffusion_core.media.decode import load_image
 from diffusion_core.media.masks import PRESETS, load_mask, mask_fraction, preset_mask
@@ -78,19 +78,16 @@ def add_inpaint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mask", help="mask picture: white (or painted on transparent) = damaged")
     g.add_argument("--preset", choices=list(PRESETS),
                    help="damage the picture this way first (then both results are scored)")
-    p.add_argument("--steps", type=int, default=50,
-                   help="reverse steps from pure noise to the picture (default 50)")
-    p.add_argument("--resample", type=int, default=1,
-                   help="RePaint r: run each stretch of --jump-length steps this many times "
-                        "(1 = no jumps back; more agrees better, costs r times the calls)")
-    p.add_argument("--jump-length", type=int, default=10,
-                   help="RePaint j: steps in each stretch that --resample repeats (default 10)")
-    p.add_argument("--eta", type=float, default=1.0,
-                   help="fresh noise per step: 1 = DDPM's ancestral step, as RePaint (default); "
-                        "0 = deterministic DDIM")
-    p.add_argument("--out", default="inpainted.png", help="where to write the result (PNG)")
-    p.add_argument("--damaged", default=None, help="also write the damaged picture here")
-    p.add_argument("--baseline", default=None, help="also write the biharmonic result here")
+    add_numbers(p, ("--steps", int, 50, "reverse steps from pure noise to the picture (default 50)"),
+                ("--resample", int, 1, "RePaint r: run each stretch of --jump-length steps this many "
+                 "times (1 = no jumps back; more agrees better, costs r times the calls)"),
+                ("--jump-length", int, 10,
+                 "RePaint j: steps in each stretch that --resample repeats (default 10)"),
+                ("--eta", float, 1.0, "fresh noise per step: 1 = DDPM's ancestral step, as RePaint "
+                 "(default); 0 = deterministic DDIM"))
+    add_paths(p, ("--out", "inpainted.png", "where to write the result (PNG)"),
+              ("--damaged", None, "also write the damaged picture here"),
+              ("--baseline", None, "also write the biharmonic result here"))
 
 
 def add_denoise_args(p: argparse.ArgumentParser) -> None:
@@ -102,16 +99,14 @@ def add_denoise_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=list(DENOISE_MODES), default="iterative",
                    help="iterative: the reverse process from the matching step (default); "
                         "one_shot: a single call of the model")
-    p.add_argument("--steps", type=int, default=10,
-                   help="sampler steps in iterative mode (default 10)")
     p.add_argument("--sampler", choices=list(SPECS), default="ddim",
                    help="sampler for iterative mode (default ddim)")
-    p.add_argument("--eta", type=float, default=0.0,
-                   help="DDIM's fresh noise per step (0 = deterministic; default); the other "
-                        "samplers ignore it")
-    p.add_argument("--out", default="denoised.png", help="where to write the result (PNG)")
-    p.add_argument("--noisy", default=None, help="also write the noisy input here")
-    p.add_argument("--baseline", default=None, help="also write the non-local means result here")
+    add_numbers(p, ("--steps", int, 10, "sampler steps in iterative mode (default 10)"),
+                ("--eta", float, 0.0, "DDIM's fresh noise per step (0 = deterministic; default); "
+                 "the other samplers ignore it"))
+    add_paths(p, ("--out", "denoised.png", "where to write the result (PNG)"),
+              ("--noisy", None, "also write the noisy input here"),
+              ("--baseline", None, "also write the non-local means result here"))
 
 
 def run_inpaint(a) -> int:

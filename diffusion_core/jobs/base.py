@@ -313,3 +313,14 @@ class Job:
             with self._lock:
                 self.state, self.error, self.finished = final, error, time.time()
                 self.started = self.started or self.finished
+
+
+class ReverseJob(Job):
+    """A job that runs a denoiser on one picture from one step of a noise schedule (the
+    restore run and the steps study): the inputs they share, stored once."""
+
+    def __init__(self, denoiser, image: torch.Tensor | None, schedule, step: int, seed: int = 0,
+                 **job_kwargs):
+        super().__init__(**job_kwargs)
+        self.denoiser, self.image, self.schedule = denoiser, image, schedule
+        self.step, self.seed = int(step), int(seed)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from diffusion_core.jobs.base import Job
+from diffusion_core.jobs.base import ReverseJob
 from diffusion_core.maths.samplers import StepInfo, spaced_timesteps
 from diffusion_core.system.device import peak_rss_mb
 from diffusion_core.tasks.restore import RestoreResult, restore
@@ -36,7 +36,7 @@ def frame_every_for(steps: int, shape) -> int:
     return max(1, math.ceil(max(int(steps), 1) / n_keep))
 
 
-class RestoreJob(Job):
+class RestoreJob(ReverseJob):
     """One run of :func:`diffusion_core.tasks.restore.restore` in a daemon thread.
 
     ``image`` (C,H,W in [-1,1]) is restored from UI ``step``; ``image=None`` with ``shape``
@@ -51,15 +51,9 @@ class RestoreJob(Job):
                  device: str | torch.device = "cpu", shape: tuple | None = None,
                  settings: dict | None = None, frame_every: int | None = None,
                  alive: Callable[[], bool] | None = None, grace_s: float | None = None):
-        super().__init__(device=device, settings=settings, alive=alive, grace_s=grace_s)
-        self.denoiser = denoiser
-        self.image = image
-        self.schedule = schedule
-        self.step = int(step)
-        self.steps = int(steps)
-        self.sampler = sampler
-        self.seed = int(seed)
-        self.eta = float(eta)
+        super().__init__(denoiser, image, schedule, step, seed, device=device, settings=settings,
+                         alive=alive, grace_s=grace_s)
+        self.steps, self.sampler, self.eta = int(steps), sampler, float(eta)
         self.shape = tuple(image.shape) if image is not None else tuple(shape or ())
         self.frame_every = frame_every or frame_every_for(self.steps, self.shape)
         self.n = planned_steps(self.step, self.steps)

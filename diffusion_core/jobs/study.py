@@ -8,13 +8,13 @@ from typing import Any
 
 import torch
 
-from diffusion_core.jobs.base import Job
+from diffusion_core.jobs.base import ReverseJob
 from diffusion_core.maths.samplers import StepInfo
 from diffusion_core.maths.schedules import Schedule
 from diffusion_core.tasks.steps_study import planned_calls, sampler_vs_steps
 
 
-class StudyJob(Job):
+class StudyJob(ReverseJob):
     """One study in a daemon thread: ``rows`` grows as runs finish; Stop keeps them."""
 
     kind = "study"
@@ -23,14 +23,9 @@ class StudyJob(Job):
                  samplers, steps_list, seed: int = 0, reference_steps: int = 250,
                  device: str | torch.device = "cpu", settings: dict | None = None,
                  alive=None, grace_s: float | None = None):
-        super().__init__(device=device, settings=settings, alive=alive, grace_s=grace_s)
-        self.denoiser = denoiser
-        self.image = image
-        self.schedule = schedule
-        self.step = int(step)
-        self.samplers = list(samplers)
-        self.steps_list = list(steps_list)
-        self.seed = int(seed)
+        super().__init__(denoiser, image, schedule, step, seed, device=device, settings=settings,
+                         alive=alive, grace_s=grace_s)
+        self.samplers, self.steps_list = list(samplers), list(steps_list)
         self.reference_steps = int(reference_steps)
         self.total = planned_calls(self.step, self.samplers, self.steps_list, reference_steps)
         self.calls_done = 0

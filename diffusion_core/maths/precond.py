@@ -86,7 +86,16 @@ class EDMDenoiser(nn.Module):
     def channels(self) -> int:
         return int(getattr(self.net, "in_channels", 3))
 
-    def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
+    @property
+    def num_classes(self) -> int:
+        """How many class labels the network takes (0 = unconditional)."""
+        net = getattr(self.net, "module", self.net)  # through DistributedDataParallel
+        return int(getattr(net, "num_classes", 0))
+
+    def forward(self, y: torch.Tensor, sigma, class_labels: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """x0_hat for ``y`` at ``sigma``; ``class_labels`` (N,) go to a conditional network
+        unchanged (negative = no label); None calls the network without labels."""
         n, c = y.shape[:2]
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=y.device).reshape(-1)
         if sigma.numel() == 1:
@@ -100,11 +109,12 @@ class EDMDenoiser(nn.Module):
         x_net = (c_in(s_net, self.sigma_data) * x_in).to(y.dtype)
         if self.channels_last:
             x_net = x_net.contiguous(memory_format=torch.channels_last)
+        extra = () if class_labels is None else (class_labels,)
         if self.cpu_bf16 and y.device.type == "cpu":
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                f = self.net(x_net, c_noise(s_net).reshape(-1))
+                f = self.net(x_net, c_noise(s_net).reshape(-1), *extra)
         else:
-            f = self.net(x_net, c_noise(s_net).reshape(-1))
+            f = self.net(x_net, c_noise(s_net).reshape(-1), *extra)
         f = f.float()
         if self.channels_last:
             f = f.contiguous()
@@ -114,12 +124,14 @@ class EDMDenoiser(nn.Module):
 
 
 def edm_loss(
-    denoiser: EDMDenoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor
+    denoiser: EDMDenoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+    class_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted denoising loss E[lambda(sigma) |D(x0 + sigma n, sigma) - x0|^2] (per-sample
-    mean over pixels, then batch mean)."""
+    mean over pixels, then batch mean); ``class_labels`` go to a conditional network."""
     s = sigma.reshape(-1, 1, 1, 1)
-    denoised = denoiser(x0 + s * noise, sigma)
+    y = x0 + s * noise
+    denoised = denoiser(y, sigma) if class_labels is None else denoiser(y, sigma, class_labels)
     w = loss_weight(s, denoiser.sigma_data)
     return (w * (denoised - x0) ** 2).mean()
 

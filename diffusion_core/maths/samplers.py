@@ -65,6 +65,52 @@ class DenoiserWrapper(torch.nn.Module):
         return float(getattr(self.den, "sigma_data", 0.5))
 
 
+class Guided(DenoiserWrapper):
+    """Classifier-free guidance (Ho & Salimans 2022) as a plain denoiser, so every sampler
+    in :data:`SPECS` runs it unchanged.
+
+    ``Guided(denoiser, label, w)(x, sigma) = uncond + w * (cond - uncond)`` where ``cond`` is
+    the conditional network's x0 guess for ``label`` and ``uncond`` its guess with no label:
+    w = 1 is the plain conditional model, w = 0 the unconditional one, w > 1 pushes past the
+    conditional guess, away from the unconditional one. ``label`` is one class index or one
+    per picture (N,); a negative label means "anything" (no label). Both guesses come from
+    ONE batched call of the wrapped denoiser (a 2N batch; N when w is 0 or 1, where one guess
+    is not needed). After each call ``last_cond`` and ``last_uncond`` hold the two guesses
+    (None where not computed), for pages that show them."""
+
+    def __init__(self, denoiser: Denoiser, label, w: float = 1.0):
+        super().__init__(denoiser)
+        self.label = torch.as_tensor(label, dtype=torch.long).reshape(-1)
+        self.w = float(w)
+        self.last_cond: torch.Tensor | None = None
+        self.last_uncond: torch.Tensor | None = None
+
+    def labels_for(self, n: int, device) -> torch.Tensor:
+        lab = self.label.to(device)
+        if lab.numel() == 1:
+            return lab.expand(n)
+        if lab.numel() != n:
+            raise ValueError(f"{lab.numel()} labels for {n} pictures")
+        return lab
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        cond_labels = self.labels_for(n, x.device)
+        none = torch.full_like(cond_labels, -1)
+        if self.w == 1.0:
+            self.last_cond, self.last_uncond = self.den(x, sigma, cond_labels), None
+            return self.last_cond
+        if self.w == 0.0:
+            self.last_cond, self.last_uncond = None, self.den(x, sigma, none)
+            return self.last_uncond
+        sig = torch.as_tensor(sigma, device=x.device).reshape(-1)
+        sig = sig.expand(n) if sig.numel() == 1 else sig
+        both = self.den(torch.cat([x, x]), torch.cat([sig, sig]), torch.cat([cond_labels, none]))
+        cond, uncond = both[:n], both[n:]
+        self.last_cond, self.last_uncond = cond, uncond
+        return uncond + self.w * (cond - uncond)
+
+
 # ============================================================================ the step record
 
 

@@ -425,6 +425,10 @@ def _float_to_unit(im: Image.Image, notes: list[str]) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0, out=arr)
 
 
+#: Pillow modes that are gray or colour, and the mode with alpha each is flattened through
+_WITH_ALPHA = {"L": "LA", "LA": "LA", "La": "LA", "RGB": "RGBA", "RGBA": "RGBA", "RGBa": "RGBA"}
+
+
 def _canonical(im: Image.Image, notes: list[str], rawmodes: str) -> Image.Image:
     """Convert any decoded Pillow image to mode ``L``, ``RGB`` or ``F`` (values in 0–1)."""
     mode = im.mode
@@ -441,18 +445,10 @@ def _canonical(im: Image.Image, notes: list[str], rawmodes: str) -> Image.Image:
         rgb = im.convert("RGBA" if has_alpha else "RGB")
         out = _flatten(rgb, notes) if has_alpha else rgb
         return out.convert("L") if _rgb_is_gray(out) else out
-    if mode == "L":
-        if "transparency" in im.info:
-            return _flatten(im.convert("LA"), notes)
-        return im
-    if mode in ("LA", "La"):
-        return _flatten(im.convert("LA"), notes)
-    if mode == "RGB":
-        if "transparency" in im.info:
-            return _flatten(im.convert("RGBA"), notes)
-        return im
-    if mode in ("RGBA", "RGBa"):
-        return _flatten(im.convert("RGBA"), notes)
+    if mode in _WITH_ALPHA:  # gray or colour, with an alpha channel or a transparent colour
+        if mode in ("L", "RGB") and "transparency" not in im.info:
+            return im
+        return _flatten(im.convert(_WITH_ALPHA[mode]), notes)
     if mode == "CMYK":
         notes.append("CMYK colours converted to RGB (approximately)")
         return im.convert("RGB")

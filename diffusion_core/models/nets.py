@@ -8,7 +8,12 @@
   per-block channel bias from a small embedding MLP (as in DDPM U-Nets);
 * residual blocks without normalisation (as in DRUNet), strided convolutions down,
   pixel-shuffle up, additive skips;
-* any H, W: the input is reflect-padded to a multiple of ``size_multiple`` and cropped back.
+* any H, W: the input is reflect-padded to a multiple of ``size_multiple`` and cropped back;
+* optionally (``num_classes > 0``) a class label: a learned embedding added to the noise
+  embedding, with one extra "no label" entry (index ``num_classes``, or any negative label)
+  so one network learns both the conditional and the unconditional prediction
+  (classifier-free guidance, Ho & Salimans 2022). The embedding starts at zero, so a
+  network fine-tuned from unconditional weights starts out predicting exactly as they did.
 """
 
 from __future__ import annotations
@@ -61,7 +66,9 @@ class ResBlock(nn.Module):
 
 
 class DenoiserUNet(nn.Module):
-    """Fully convolutional U-Net. ``forward(x, c_noise)``: x is (N, C, H, W), c_noise is (N,)."""
+    """Fully convolutional U-Net. ``forward(x, c_noise, class_labels=None)``: x is
+    (N, C, H, W), c_noise is (N,), class_labels (N,) integers (negative = no label) or None
+    (no label). An unconditional network (``num_classes = 0``) takes no labels."""
 
     def __init__(
         self,
@@ -70,6 +77,7 @@ class DenoiserUNet(nn.Module):
         mults: tuple[int, ...] = (1, 2, 4),
         blocks: tuple[int, ...] = (2, 2, 2),
         emb_dim: int = 128,
+        num_classes: int = 0,
     ):
         super().__init__()
         assert len(mults) == len(blocks)
@@ -77,6 +85,11 @@ class DenoiserUNet(nn.Module):
             in_channels=in_channels, base=base, mults=list(mults), blocks=list(blocks),
             emb_dim=emb_dim,
         )
+        self.num_classes = int(num_classes)
+        if self.num_classes > 0:  # unconditional configs (and weights) stay exactly as before
+            self.config["num_classes"] = self.num_classes
+            self.label_embed = nn.Embedding(self.num_classes + 1, emb_dim)
+            nn.init.zeros_(self.label_embed.weight)
         self.in_channels = in_channels
         self.size_multiple = 2 * 2 ** (len(mults) - 1)
         chs = [base * m for m in mults]
@@ -99,13 +112,34 @@ class DenoiserUNet(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+    def label_embedding(self, class_labels: torch.Tensor | None, n: int,
+                        device: torch.device) -> torch.Tensor:
+        """(n, emb_dim) embedding of the labels; None or a negative label = "no label"."""
+        if class_labels is None:
+            labels = torch.full((n,), self.num_classes, dtype=torch.long, device=device)
+        else:
+            labels = torch.as_tensor(class_labels, device=device).reshape(-1).long()
+            if labels.numel() == 1 and n > 1:
+                labels = labels.expand(n)
+            if labels.numel() != n:
+                raise ValueError(f"{labels.numel()} class labels for {n} pictures")
+            if bool((labels >= self.num_classes).any()):
+                raise ValueError(f"class labels must be below {self.num_classes}")
+            labels = torch.where(labels < 0, self.num_classes, labels)
+        return self.label_embed(labels)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor,
+                class_labels: torch.Tensor | None = None) -> torch.Tensor:
         n, c, h, w = x.shape
         x = pad_to_multiple(x, self.size_multiple)
         c_noise = c_noise.reshape(-1).to(x.dtype)
         if c_noise.numel() == 1 and n > 1:
             c_noise = c_noise.expand(n)
         emb = self.embed(c_noise)
+        if self.num_classes > 0:
+            emb = emb + self.label_embedding(class_labels, n, x.device).to(emb.dtype)
+        elif class_labels is not None:
+            raise ValueError("this network is unconditional: it takes no class labels")
         z = F.pixel_unshuffle(x, 2)
         noise_map = c_noise[:, None, None, None].expand(n, 1, z.shape[2], z.shape[3])
         z = self.head(torch.cat([z, noise_map.to(z.dtype)], dim=1))

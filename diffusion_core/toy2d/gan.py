@@ -30,14 +30,18 @@ class GAN(Toy2DModel):
 
     def __init__(self, generator: torch.Generator, device: torch.device | str = "cpu", *,
                  hidden: int = 128, depth: int = 3, z_dim: int = 8, lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999)):
+                 betas: tuple[float, float] = (0.5, 0.999), disc_hidden: int | None = None,
+                 disc_depth: int | None = None, disc_lr: float | None = None,
+                 disc_act: str = "leaky_relu", d_steps: int = 1):
         super().__init__(device)
         self.z_dim = z_dim
+        self.d_steps = d_steps
+        act = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}[disc_act]
         self.gen = make_mlp(z_dim, hidden, depth, 2, nn.ReLU, generator)
-        self.disc = make_mlp(2, hidden, depth, 1, lambda: nn.LeakyReLU(0.2), generator)
+        self.disc = make_mlp(2, disc_hidden or hidden, disc_depth or depth, 1, act, generator)
         self.to(self.device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=disc_lr or lr, betas=betas)
 
     def param_counts(self) -> dict[str, int]:
         g, d = count_params(self.gen), count_params(self.disc)
@@ -48,13 +52,15 @@ class GAN(Toy2DModel):
 
     def train_step(self, next_batch: Callable[[], torch.Tensor],
                    generator: torch.Generator) -> dict[str, float]:
-        real = next_batch()
-        fake = self._fake(len(real), generator)
-        # Discriminator: -log D(x) - log(1 - D(G(z))), written with logits.
-        d_loss = F.softplus(-self.disc(real)).mean() + F.softplus(self.disc(fake.detach())).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        for _ in range(self.d_steps):
+            real = next_batch()
+            fake = self._fake(len(real), generator)
+            # Discriminator: -log D(x) - log(1 - D(G(z))), written with logits.
+            d_loss = (F.softplus(-self.disc(real)).mean()
+                      + F.softplus(self.disc(fake.detach())).mean())
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
         # Generator, non-saturating: -log D(G(z)).
         g_loss = F.softplus(-self.disc(fake)).mean()
         self.opt_g.zero_grad(set_to_none=True)

@@ -8,6 +8,10 @@ import torch
 import torch.nn.functional as F
 
 DIGITS_SIZE = 32
+#: the classes of the digits, by label: what the card lists and ``--label`` accepts
+DIGIT_CLASS_NAMES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+#: the digits' names in words, also accepted as labels
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def digits_dataset(size: int = DIGITS_SIZE) -> tuple[torch.Tensor, np.ndarray]:

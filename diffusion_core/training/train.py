@@ -11,6 +11,9 @@ callback so the CLI, a Streamlit page and the tests can all drive it.
   The EMA weights are exported as ``model.safetensors`` with a ``card.json``.
 * ``torchrun --nproc_per_node=N -m diffusion_core train ...`` uses DistributedDataParallel
   (nccl on GPUs, gloo on CPU).
+* A class-conditional network (``net.num_classes > 0``, digits only) is trained with its
+  labels dropped (replaced by "no label") with probability ``p_uncond``, so the one network
+  learns both predictions that classifier-free guidance mixes.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ import torch
 import torch.distributed as dist
 
 from diffusion_core.maths.precond import EDMDenoiser, edm_loss, sample_training_sigmas
-from diffusion_core.maths.samplers import generate
+from diffusion_core.maths.samplers import Guided, generate
 from diffusion_core.models.nets import build_network, count_parameters
 from diffusion_core.system.device import pick_device
 from diffusion_core.training.data import PatchSampler, build_sources
-from diffusion_core.training.digits import digits_dataset
+from diffusion_core.training.digits import DIGIT_CLASS_NAMES, DIGIT_WORDS, digits_dataset
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TrainConfig:
     p_std: float = 1.2
     p_gray: float = 0.15
     p_edge_chroma: float = 0.0  # share of colourized gray crops whose colour follows edges
+    p_uncond: float = 0.15  # conditional networks: share of labels dropped ("no label")
     amp: str = "auto"  # "auto" (bf16 on CUDA only), "bf16", "fp16", "off"
     ckpt_every: int = 200
     log_every: int = 20
@@ -121,14 +125,22 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     return lr
 
 
+def num_classes(cfg: TrainConfig) -> int:
+    """How many class labels the configured network takes (0 = unconditional)."""
+    return int(cfg.net.get("num_classes", 0) or 0)
+
+
 def make_batch_source(cfg: TrainConfig, log=print):
-    """Returns (fn(n, generator) -> (x0, gray_flags), description dict)."""
+    """Returns (fn(n, generator) -> (x0, gray_flags[, labels]), description dict)."""
+    if num_classes(cfg) and cfg.kind != "digits":
+        raise ValueError("class-conditional training needs labelled data: kind \"digits\"")
     if cfg.kind == "digits":
-        images, _labels = digits_dataset()
+        images, labels = digits_dataset()
+        labels = torch.as_tensor(labels, dtype=torch.long)
 
         def fn(n, g):
             idx = torch.randint(len(images), (n,), generator=g)
-            return images[idx], torch.ones(n, dtype=torch.bool)
+            return images[idx], torch.ones(n, dtype=torch.bool), labels[idx]
 
         return fn, {"sklearn digits (32x32)": int(len(images))}
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
@@ -137,15 +149,21 @@ def make_batch_source(cfg: TrainConfig, log=print):
 
 
 def _step_batch(cfg: TrainConfig, batch_fn, rank: int, step: int):
-    """Everything random in one training step: (x0, gray, sigma, noise), drawn from the
-    step's own generator, so it does not matter which process builds it."""
+    """Everything random in one training step: (x0, gray, sigma, noise, labels), drawn from
+    the step's own generator, so it does not matter which process builds it. ``labels`` are
+    all -1 ("no label") for an unconditional network, whose draws are as they always were;
+    for a conditional one a share ``p_uncond`` of them is dropped to -1."""
     g = _step_generator(cfg.seed, rank, step)
-    x0, gray = batch_fn(cfg.batch, g)
+    x0, gray, *rest = batch_fn(cfg.batch, g)
     sigma = sample_training_sigmas(cfg.batch, g, cfg.p_focus, (cfg.focus_lo, cfg.focus_hi),
                                    cfg.p_mean, cfg.p_std)
     noise = torch.randn(x0.shape, generator=g)
     noise = torch.where(gray[:, None, None, None], noise[:, :1].expand_as(noise), noise)
-    return x0, gray, sigma, noise
+    labels = torch.full((cfg.batch,), -1, dtype=torch.long)
+    if num_classes(cfg) and rest:
+        drop = torch.rand(cfg.batch, generator=g) < cfg.p_uncond
+        labels = torch.where(drop, labels, rest[0])
+    return x0, gray, sigma, noise, labels
 
 
 class _StepBatches(torch.utils.data.IterableDataset):
@@ -175,7 +193,7 @@ def _batches(cfg: TrainConfig, batch_fn, rank: int, start: int, pin: bool):
 
 def _val_batch(cfg: TrainConfig, batch_fn) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(10_000_019 + cfg.seed)
-    x0, gray = batch_fn(8, g)
+    x0, gray, *_ = batch_fn(8, g)
     noise = torch.randn(x0.shape, generator=g)
     noise = torch.where(gray[:, None, None, None], noise[:, :1].expand_as(noise), noise)
     return x0, noise
@@ -246,7 +264,12 @@ def train(
     if init_weights:
         from safetensors.torch import load_file
 
-        net.load_state_dict(load_file(str(init_weights)))
+        # strict=False only for the label embedding a conditional network adds to
+        # unconditional weights: it starts at zero, so the start predicts as they did
+        missing, unexpected = net.load_state_dict(load_file(str(init_weights)), strict=False)
+        if unexpected or any(not k.startswith("label_embed.") for k in missing):
+            raise ValueError(f"{init_weights} does not fit this network (missing "
+                             f"{missing[:3]}, unexpected {unexpected[:3]})")
         card_path = Path(init_weights).with_name("card.json")
         if card_path.exists():  # continue the step count and wall time of that model
             card = json.loads(card_path.read_text())
@@ -311,14 +334,16 @@ def train(
         if should_stop is not None and should_stop():
             stopped = True
             break
-        x0, gray, sigma, noise = next(batches)
-        x0, sigma, noise = (t.to(device, non_blocking=True) for t in (x0, sigma, noise))
+        x0, gray, sigma, noise, labels = next(batches)
+        x0, sigma, noise, labels = (t.to(device, non_blocking=True)
+                                    for t in (x0, sigma, noise, labels))
         lr = _lr_at(cfg, step)
         for pg in opt.param_groups:
             pg["lr"] = lr
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
-            loss = edm_loss(train_denoiser, x0, sigma, noise)
+            loss = edm_loss(train_denoiser, x0, sigma, noise,
+                            labels if num_classes(cfg) else None)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -382,7 +407,7 @@ def train(
             "steps": step, "batch": cfg.batch * world, "patch": cfg.patch,
             "wall_time_s": round(total_elapsed, 1), "hardware": hardware_string(device, world),
             "final_loss": last.get("loss"), "val_psnr_s25": last.get("val_psnr_s25"),
-            "config": asdict(cfg),
+            "config": asdict(cfg), **class_card(cfg),
         }
         export_model(EDMDenoiser(ema), out / "export", card)
     if distributed:
@@ -399,11 +424,27 @@ def hardware_string(device: torch.device, world: int = 1) -> str:
     return f"{world} x {name}" if world > 1 else name
 
 
+def class_card(cfg: TrainConfig) -> dict:
+    """The card entries of a conditional model: its class names (what ``--label`` and the
+    Create page accept) and the label dropout; {} for an unconditional one."""
+    k = num_classes(cfg)
+    if not k:
+        return {}
+    card = {"conditional": True, "p_uncond": cfg.p_uncond}
+    if cfg.kind == "digits":
+        return {**card, "classes": list(DIGIT_CLASS_NAMES[:k]),
+                "class_words": list(DIGIT_WORDS[:k])}
+    return {**card, "classes": [str(i) for i in range(k)]}
+
+
 def preview_samples(denoiser: EDMDenoiser, cfg: TrainConfig, device, n: int = 4) -> torch.Tensor:
     """A few images generated from pure noise with a short deterministic sampler (EMA
-    weights), for progress previews."""
+    weights), for progress previews; a conditional network draws classes 0, 1, ... with
+    guidance 3."""
     shape = (n, 1, 32, 32) if cfg.kind == "digits" else (n, 3, 64, 64)
-    return generate(denoiser, shape, steps=12, sampler="heun", seed=1234, device=device)
+    k = num_classes(cfg)
+    den = Guided(denoiser, torch.arange(n) % k, 3.0) if k else denoiser
+    return generate(den, shape, steps=12, sampler="heun", seed=1234, device=device)
 
 
 def _save_preview(x: torch.Tensor, path: Path) -> None:
@@ -439,7 +480,7 @@ def export_checkpoint(run_dir: Path, out_dir: Path, extra: dict | None = None) -
         "data": data_desc or cfg.data, "steps": int(ck["step"]), "batch": cfg.batch,
         "patch": cfg.patch, "wall_time_s": round(float(ck.get("elapsed_s", 0.0)), 1),
         "final_loss": last.get("loss"), "val_psnr_s25": last.get("val_psnr_s25"),
-        "config": asdict(cfg),
+        "config": asdict(cfg), **class_card(cfg),
     }
     card.update(extra or {})
     return export_model(EDMDenoiser(net), out_dir, card)
