@@ -5,7 +5,8 @@ bench/results/*.md and *.json.
     python -m bench --only denoise  # one part
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
-Parts: denoise, digits, speed, app, load, preset, kill, inputs, toy2d, repair (README.md).
+Parts: denoise, digits, speed, app, load, preset, kill, inputs, toy2d, repair, inpaint
+(README.md).
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ PARTS = {
                                        "--out", str(RESULTS / "toy2d_quick"))),
     "repair": script("repair_bench.py", ("--images", "astronaut", "--size", "96", "--steps", "10",
                                          "--out", str(RESULTS / "repair_quick.md"))),
+    "inpaint": script("generate_inpaint.py", ("--images", "1", "--samples", "2", "--steps", "10",
+                                              "--seeds", "2", "--gen-steps", "4",
+                                              "--out", str(RESULTS / "generate_inpaint_quick"))),
     "app": script("app_bench.py", ("--quick", "--out", str(RESULTS / "app_quick"))),
     "load": script("load_bench.py", ("--config", "4x128x3", "--out", str(RESULTS / "load_quick.md"))),
     "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),
