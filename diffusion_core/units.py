@@ -7,6 +7,9 @@ standard deviations in the same units; people and papers quote them on the 0-255
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 
 # EDM's noise range (Karras et al. 2022), in model units: every network is trained on it
@@ -43,3 +46,22 @@ def to_255(x: torch.Tensor) -> torch.Tensor:
 def from_255(x: torch.Tensor) -> torch.Tensor:
     """0..255 levels (any dtype) -> model units (float32)."""
     return x.float() / 127.5 - 1.0
+
+
+def clamp_int(v: Any, lo: int, hi: int, default: int) -> int:
+    """``v`` as an int within ``[lo, hi]``; ``default`` when it is no number at all (values
+    from widgets, the session or a form are never trusted)."""
+    try:
+        v = int(v)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return max(lo, min(hi, v))
+
+
+def clamp_float(v: Any, lo: float, hi: float, default: float) -> float:
+    """``v`` as a float within ``[lo, hi]``; ``default`` when it is not a finite number."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return max(lo, min(hi, v)) if math.isfinite(v) else default

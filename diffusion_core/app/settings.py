@@ -17,26 +17,13 @@ from diffusion_core.maths.schedules import (
     canonical_schedule,
     make_schedule,
 )
+from diffusion_core.units import clamp_float, clamp_int  # noqa: F401 (re-exported)
 
 T = TypeVar("T")
 
 
-def clamp_int(v: Any, lo: int, hi: int, default: int) -> int:
-    """``v`` as an int within ``[lo, hi]``; ``default`` when it is no number at all."""
-    try:
-        v = int(v)
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return max(lo, min(hi, v))
 
 
-def clamp_float(v: Any, lo: float, hi: float, default: float) -> float:
-    """``v`` as a float within ``[lo, hi]``; ``default`` for no number or NaN."""
-    try:
-        v = float(v)
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return default if v != v else max(lo, min(hi, v))
 
 
 def choose(v: Any, options: Iterable[T], default: T) -> T:

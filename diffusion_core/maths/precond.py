@@ -18,9 +18,11 @@ import os
 import torch
 from torch import nn
 
+from diffusion_core.units import SIGMA_MAX, SIGMA_MIN
+
 SIGMA_DATA = 0.5
-SIGMA_MIN_NET = 0.002
-SIGMA_MAX_NET = 80.0
+SIGMA_MIN_NET = SIGMA_MIN
+SIGMA_MAX_NET = SIGMA_MAX
 
 
 def c_skip(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:

@@ -56,6 +56,7 @@ from diffusion_core.maths.precond import SIGMA_MAX_NET, SIGMA_MIN_NET, c_in, c_n
 from diffusion_core.media.photos import bundled_photo_paths, dead_leaves, read_rgb_uint8
 from diffusion_core.models.nets import DenoiserUNet, pad_to_multiple
 from diffusion_core.system.cpuinfo import cpu_flags
+from diffusion_core.units import from_255
 
 CL = torch.channels_last
 # kept in float32 (module names in FixedSigmaBody, see FixedSigmaBody.layer_name): the head
@@ -222,7 +223,7 @@ def calibration_pictures(channels: int = 3, size: int = 128, count: int = 8) -> 
         pics.append(dead_leaves(size, rng))
     out = []
     for a in pics:
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float()[None] / 127.5 - 1
+        x = from_255(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None])
         out.append(x.mean(dim=1, keepdim=True) if channels == 1 else x)
     return out
 

@@ -8,7 +8,6 @@ the :class:`TrainConfig` a job trains with. No streamlit here.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ from dataclasses import asdict, dataclass
 from diffusion_core.media.photos import bundled_photo_paths
 from diffusion_core.training.data import default_train400
 from diffusion_core.training.train import TrainConfig
+from diffusion_core.units import clamp_float, clamp_int  # noqa: F401 (re-exported)
 
 DATASETS = {
     "digits": "Built-in handwritten digits",
@@ -128,24 +128,8 @@ def auto_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-def clamp_int(v, lo: int, hi: int, default: int) -> int:
-    """``v`` as an int within [lo, hi]; ``default`` if it is not a number."""
-    try:
-        v = int(v)
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return max(lo, min(hi, v))
 
 
-def clamp_float(v, lo: float, hi: float, default: float) -> float:
-    """``v`` as a float within [lo, hi]; ``default`` if it is not a finite number."""
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return default
-    if not math.isfinite(v):
-        return default
-    return max(lo, min(hi, v))
 
 
 def effective_settings(preset: str, overrides: dict | None = None) -> dict:

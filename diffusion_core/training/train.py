@@ -37,6 +37,7 @@ from diffusion_core.models.nets import build_network, count_parameters
 from diffusion_core.system.device import pick_device
 from diffusion_core.training.data import PatchSampler, build_sources
 from diffusion_core.training.digits import DIGIT_CLASS_NAMES, DIGIT_WORDS, digits_dataset
+from diffusion_core.units import to_255
 
 
 @dataclass
@@ -65,6 +66,9 @@ class TrainConfig:
     p_gray: float = 0.15
     p_edge_chroma: float = 0.0  # share of colourized gray crops whose colour follows edges
     p_uncond: float = 0.15  # conditional networks: share of labels dropped ("no label")
+    # conditional networks: the label embedding's learning rate is lr times this (a new
+    # embedding beside pretrained weights learns slowly at their rate)
+    label_lr_mult: float = 1.0
     amp: str = "auto"  # "auto" (bf16 on CUDA only), "bf16", "fp16", "off"
     ckpt_every: int = 200
     log_every: int = 20
@@ -277,7 +281,12 @@ def train(
             elapsed_before = float(card.get("wall_time_s", 0.0))
 
     ema = copy.deepcopy(net).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
+    labels_p = [p for k, p in net.named_parameters() if k.startswith("label_embed.")]
+    groups = [{"params": [p for k, p in net.named_parameters()
+                          if not k.startswith("label_embed.")]}]
+    if labels_p:
+        groups.append({"params": labels_p, "lr_mult": cfg.label_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99),
                             weight_decay=cfg.weight_decay)
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -339,7 +348,7 @@ def train(
                                     for t in (x0, sigma, noise, labels))
         lr = _lr_at(cfg, step)
         for pg in opt.param_groups:
-            pg["lr"] = lr
+            pg["lr"] = lr * pg.get("lr_mult", 1.0)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             loss = edm_loss(train_denoiser, x0, sigma, noise,
@@ -450,7 +459,7 @@ def preview_samples(denoiser: EDMDenoiser, cfg: TrainConfig, device, n: int = 4)
 def _save_preview(x: torch.Tensor, path: Path) -> None:
     from PIL import Image
 
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().byte()
+    x = to_255(x).byte()
     row = torch.cat(list(x), dim=2)  # C, H, W*n
     arr = row.permute(1, 2, 0).numpy()
     if arr.shape[2] == 1:
