@@ -1,13 +1,23 @@
-"""Diffusion Lab: the home page."""
+"""Diffusion Lab: the home page. It opens with the idea in motion (a photo dissolving into
+static and the shipped model bringing it back: ``docs/home_loop.gif``, made by
+``scripts/home_loop.py``), then the words, then the pages."""
+
+from pathlib import Path
 
 import streamlit as st
 
 from ui.nav import available_pages, sidebar_nav
 
+HOME_LOOP = Path(__file__).resolve().parent / "docs" / "home_loop.gif"
+
 st.set_page_config(page_title="Diffusion Lab", page_icon="🌫️", layout="wide")
 sidebar_nav()
 
 st.title("Diffusion Lab")
+if HOME_LOOP.is_file():
+    st.image(str(HOME_LOOP), width=384,
+             caption="A photo dissolves into static (adding noise), and a trained network brings "
+                     "it back (removing noise, 12 steps): the model shipped with this app.")
 st.markdown(
     """
 **Diffusion models** make and repair pictures by learning to remove noise.

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from diffusion_core.maths.schedules import make_schedule  # noqa: E402
-from diffusion_core.media.export import frames_gif, restore_animation_frames  # noqa: E402
+from diffusion_core.media.export import GIF_MS, frames_gif, restore_animation_frames  # noqa: E402
 from diffusion_core.media.samples import list_samples, load_sample  # noqa: E402
 from diffusion_core.models.registry import get_denoiser  # noqa: E402
 from diffusion_core.tasks.restore import DEFAULT_SCHEDULE, restore  # noqa: E402
@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", default="cat", choices=list_samples(),
                         help="built-in photo (default cat)")
     parser.add_argument("--size", type=int, default=256, help="longest side in pixels (default 256)")
-    parser.add_argument("--t", type=int, default=600,
-                        help="noise step the photo dissolves to, of 1000 (default 600)")
-    parser.add_argument("--forward", type=int, default=16, help="frames of noising (default 16)")
-    parser.add_argument("--steps", type=int, default=24, help="DDIM steps back (default 24)")
+    parser.add_argument("--t", type=int, default=300,
+                        help="noise step the photo dissolves to, of 1000 (default 300)")
+    parser.add_argument("--forward", type=int, default=10, help="frames of noising (default 10)")
+    parser.add_argument("--steps", type=int, default=12, help="DDIM steps back (default 12)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    parser.add_argument("--frame-ms", type=int, default=90, help="milliseconds per frame (default 90)")
+    parser.add_argument("--frame-ms", type=int, default=GIF_MS,
+                        help=f"milliseconds per frame (default {GIF_MS})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the GIF")
     a = parser.parse_args(argv)
 

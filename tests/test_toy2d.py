@@ -160,6 +160,38 @@ def test_each_model_trains_a_tiny_budget(kind):
     assert result.train_seconds > 0
 
 
+def test_gan_settings_are_the_documented_ones():
+    """bench/results/toy2d_seeds.md and the GAN's docstring state these settings."""
+    gan = toy2d.GAN(gen())
+    assert gan.z_dim == 8 and gan.d_steps == 1
+    linear = [(m.in_features, m.out_features) for m in gan.gen if isinstance(m, torch.nn.Linear)]
+    assert linear == [(8, 128), (128, 128), (128, 128), (128, 2)]
+    linear = [(m.in_features, m.out_features) for m in gan.disc if isinstance(m, torch.nn.Linear)]
+    assert linear == [(2, 128), (128, 128), (128, 128), (128, 1)]
+    assert all(m.negative_slope == 0.2 for m in gan.disc if isinstance(m, torch.nn.LeakyReLU))
+    g, d = gan.opt_g.param_groups[0], gan.opt_d.param_groups[0]
+    assert isinstance(gan.opt_g, torch.optim.Adam) and isinstance(gan.opt_d, torch.optim.Adam)
+    assert (g["lr"], d["lr"]) == (2e-4, 1e-3)  # two time-scale update rule
+    assert g["betas"] == d["betas"] == (0.5, 0.999)
+    wgan = toy2d.WGANGP(gen())  # WGAN-GP keeps one rate for generator and critic
+    assert wgan.opt_g.param_groups[0]["lr"] == wgan.opt_d.param_groups[0]["lr"] == 1e-4
+    assert wgan.opt_d.param_groups[0]["betas"] == (0.5, 0.9)
+    assert "G lr 2e-4, D lr 1e-3" in (ROOT / "bench" / "results" / "toy2d_seeds.md").read_text()
+    assert "Heusel" in toy2d.gan.__doc__
+
+
+def test_gan_settings_can_be_changed_for_the_variants():
+    gan = toy2d.GAN(gen(), depth=2, z_dim=256, disc_depth=1, disc_act="relu", lr=1e-4,
+                    disc_lr=None, d_steps=5)
+    assert gan.opt_d.param_groups[0]["lr"] == 1e-4 and gan.d_steps == 5
+    assert sum(isinstance(m, torch.nn.Linear) for m in gan.disc) == 2
+    assert any(isinstance(m, torch.nn.ReLU) for m in gan.disc)
+    data = toy2d.make_dataset("ring", 500, rng()).points
+    one = toy2d.train_gan(data, TINY, generator=gen(3)).sample(20, gen(9))
+    five = toy2d.train_gan(data, TINY, generator=gen(3), d_steps=5).sample(20, gen(9))
+    assert not np.allclose(one, five)
+
+
 def test_training_is_reproducible_and_seed_dependent():
     data = toy2d.make_dataset("ring", 500, rng()).points
     a = toy2d.train_vae(data, TINY, generator=gen(5)).sample(20, gen(9))
@@ -217,6 +249,12 @@ def test_run_seeds_tiny():
     assert set(s) == {"vae", "diffusion"} and s["vae"]["n_modes"] == 8
     assert 0.0 <= s["diffusion"]["all_modes_share"] <= 1.0
     assert study.to_dict()["runs"][0]["seed"] == 0
+    # model_kwargs reaches the model it names (and only that one)
+    slow = toy2d.run_seeds("ring", [0], ("vae", "diffusion"), toy2d.Budget(steps=5, batch_size=16),
+                           n_train=200, n_eval=200, n_samples=200,
+                           model_kwargs={"vae": {"lr": 1e-9}})
+    assert slow.runs[0].metrics != study.runs[0].metrics
+    assert slow.runs[1].metrics == study.runs[1].metrics
 
 
 @pytest.mark.slow
@@ -224,6 +262,15 @@ def test_diffusion_covers_all_ring_modes_over_ten_seeds():
     study = toy2d.run_seeds("ring", range(10), ("diffusion",))
     covered = [r.metrics.modes_covered for r in study.runs]
     assert sum(c == 8 for c in covered) >= 9, covered
+
+
+@pytest.mark.slow
+def test_gan_trains_on_the_ring_over_ten_seeds():
+    """issue 21: the GAN trains (its samples lie on modes: high-quality share >= 0.5) in at
+    least 7 of 10 seeds; how many modes it then covers is reported, not pinned."""
+    study = toy2d.run_seeds("ring", range(10), ("gan",))
+    hq = [r.metrics.high_quality_share for r in study.runs]
+    assert sum(h >= 0.5 for h in hq) >= 7, hq
 
 
 # --------------------------------------------------------------------------- page

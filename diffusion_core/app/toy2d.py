@@ -28,14 +28,16 @@ GRID = np.stack(np.meshgrid(np.arange(-3.0, 3.01, 0.5), np.arange(-3.0, 3.01, 0.
 CAPTIONS = {
     "gan": (
         "**GAN.** A generator tries to fool a discriminator. Its two losses see-saw instead "
-        "of going down together: each network's progress is the other's setback. If the "
-        "generator finds a few spots that fool the discriminator, it may put all its points "
-        "there and forget the other clusters. That is **mode collapse**."
+        "of going down together: each network's progress is the other's setback. When it "
+        "trains, its points land sharply on clusters, but often on only some of them: once "
+        "the generator finds a few spots that fool the discriminator, it puts its points "
+        "there and forgets the other clusters. That is **mode collapse**."
     ),
     "wgan_gp": (
         "**WGAN-GP.** A GAN with a better-behaved referee (a Wasserstein critic with a "
-        "gradient penalty). It collapses less often but trains more slowly: the critic takes "
-        "five steps for every generator step."
+        "gradient penalty). It spreads over the data instead of collapsing, but in the same "
+        "number of generator steps its points stay blurrier, and each step costs more: the "
+        "critic takes five steps for every generator step."
     ),
     "vae": (
         "**VAE.** Squeezes each point into a small code and learns to decode it back. It "

@@ -9,7 +9,7 @@ or reordering models never changes another model's run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -193,8 +193,10 @@ def run_seeds(dataset: str, seeds: Iterable[int] = range(10),
               kinds: Sequence[str] = DEFAULT_MODELS, budget: Budget | None = None, *,
               device: torch.device | str = "cpu", n_train: int = N_TRAIN,
               n_eval: int = N_EVAL, n_samples: int = N_SAMPLES,
-              progress: ProgressCallback | None = None, **dataset_kwargs) -> SeedStudy:
-    """Train every model in ``kinds`` once per seed on ``dataset`` and score it."""
+              progress: ProgressCallback | None = None,
+              model_kwargs: Mapping[str, dict] | None = None, **dataset_kwargs) -> SeedStudy:
+    """Train every model in ``kinds`` once per seed on ``dataset`` and score it;
+    ``model_kwargs[kind]`` (optional) changes that model's settings."""
     seeds = tuple(int(s) for s in seeds)
     budget = (budget or Budget()).clamped()
     # Snapshots are not needed here; one at the very end costs next to nothing.
@@ -209,7 +211,8 @@ def run_seeds(dataset: str, seeds: Iterable[int] = range(10),
             if progress is not None:
                 progress(done, total, f"seed {seed}: training {MODELS[kind].label}")
             result = train_model(kind, train.points, budget,
-                                 generator=train_generator(seed, kind), device=device)
+                                 generator=train_generator(seed, kind), device=device,
+                                 **(model_kwargs or {}).get(kind, {}))
             metrics, _ = evaluate_result(result, held_out, eval_generator(seed, kind), n_samples)
             study.runs.append(SeedRun(seed, kind, metrics, result.train_seconds, result.diverged))
             done += 1
