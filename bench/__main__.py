@@ -5,8 +5,8 @@ bench/results/*.md and *.json.
     python -m bench --only denoise  # one part
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
-Parts: denoise, digits, speed, app, load, preset, kill, inputs, toy2d, repair, inpaint
-(README.md).
+Parts: denoise, digits, generate (the conditional digits model), speed, app, load, preset,
+kill, inputs, toy2d, repair, inpaint (README.md).
 """
 
 from __future__ import annotations
@@ -68,6 +68,17 @@ def digits(quick: bool) -> int:
     return rc
 
 
+def digits_cond(quick: bool) -> int:
+    out = RESULTS / ("digits_cond_quick.json" if quick else "digits_cond.json")
+    rc = run([sys.executable, "-m", "diffusion_core", "evaluate", "digits", "--model", "digits_cond",
+              "--steps", "20", "--n", "20" if quick else "200", "--json", str(out)])
+    if not quick and out.exists():
+        from diffusion_core.tasks.evaluate import update_card
+
+        update_card(ROOT / "models" / "digits_cond", [out])
+    return rc
+
+
 def script(name: str, quick_args: tuple[str, ...] = (), args: tuple[str, ...] = ()):
     def f(quick: bool) -> int:
         p = ROOT / "bench" / name
@@ -82,6 +93,7 @@ def script(name: str, quick_args: tuple[str, ...] = (), args: tuple[str, ...] = 
 PARTS = {
     "denoise": denoise,
     "digits": digits,
+    "generate": digits_cond,
     "speed": script("speed.py", ("--quick", "--out", str(RESULTS / "speed_quick"))),
     "toy2d": script("toy2d_seeds.py", ("--seeds", "2", "--steps", "300",
                                        "--out", str(RESULTS / "toy2d_quick"))),

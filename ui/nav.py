@@ -20,6 +20,8 @@ PAGES = [
     ("pages/3_Repair.py", "Repair", ":material/healing:",
      "Fill in damaged regions and clean up noisy photos and scans."),
     ("pages/4_Train.py", "Train", ":material/model_training:", "Train your own small diffusion model, live."),
+    ("pages/7_Create.py", "Create", ":material/draw:",
+     "Ask for a digit and turn the guidance knob (how text-to-image systems steer)."),
     ("pages/5_Why_diffusion.py", "Why diffusion?", ":material/balance:",
      "A GAN, a VAE and a diffusion model learn the same 2-D data side by side."),
     ("pages/6_Cost_of_steps.py", "Cost of steps", ":material/timer:",

@@ -23,17 +23,18 @@ from diffusion_core.cli.repair import (
     run_inpaint,
 )
 from diffusion_core.maths.forward import draw_noise, strip_steps, x_at_step
-from diffusion_core.maths.samplers import SPECS, generate
+from diffusion_core.maths.samplers import SPECS, Guided, generate
 from diffusion_core.maths.schedules import SCHEDULE_ALIASES, SCHEDULES, make_schedule
 from diffusion_core.media.convert import to_uint8
 from diffusion_core.media.decode import load_image
 from diffusion_core.media.export import run_summary, write_restore_animation
 from diffusion_core.media.viz import grid_image, strip_image
-from diffusion_core.models.registry import get_denoiser
+from diffusion_core.models.labels import resolve_label, valid_labels
+from diffusion_core.models.registry import find_model, get_denoiser
 from diffusion_core.system.device import pick_device
 from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, write_json
 from diffusion_core.tasks.restore import restore
-from diffusion_core.training.digits_check import evaluate_digits
+from diffusion_core.training.digits_check import cond_markdown, evaluate_digits, evaluate_digits_cond
 from diffusion_core.training.train import TrainConfig, export_checkpoint, train
 
 SCHEDULE_CHOICES = [*SCHEDULES, *SCHEDULE_ALIASES]
@@ -96,15 +97,38 @@ def cmd_restore(a) -> int:
     return 0
 
 
+def _write_samples(out, path: str) -> str:
+    """One grid PNG, or one PNG per sample (000.png, ...) when ``path`` ends in a slash or is
+    an existing folder; returns what was written, for the message."""
+    folder = Path(path)
+    if path.endswith(("/", "\\")) or folder.is_dir():
+        for i, x in enumerate(out):
+            save_png(x, folder / f"{i:03d}.png")
+        return f"{len(out)} pictures in {folder}/ (000.png ... {len(out) - 1:03d}.png)"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    grid_image(out).save(path)
+    return path
+
+
 def cmd_generate(a) -> int:
+    if a.n < 1 or a.steps < 1:
+        raise ValueError("--n and --steps must be at least 1")
+    card = find_model(a.model).card
+    if a.list_labels:
+        print("\n".join(valid_labels(card)) if card.get("classes") else
+              f"model “{a.model}” is unconditional: it takes no label")
+        return 0
+    label = resolve_label(card, a.label)
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
     c = den.channels
     size = a.size or (32 if c == 1 else 64)
-    out = generate(den, (a.n, c, size, size), a.steps, a.sampler, seed=a.seed, device=device,
+    model = Guided(den, label, a.guidance) if label >= 0 else den
+    out = generate(model, (a.n, c, size, size), a.steps, a.sampler, seed=a.seed, device=device,
                    eta=a.eta, callback=step_progress("generate"))
-    grid_image(out).save(a.out)
-    print(f"wrote {a.out} ({a.n} samples, {a.steps} steps, {a.sampler})")
+    what = _write_samples(out, a.out)
+    asked = f", label {card['classes'][label]}, guidance {a.guidance:g}" if label >= 0 else ""
+    print(f"wrote {what} ({a.n} samples, {a.steps} steps, {a.sampler}{asked})")
     return 0
 
 
@@ -134,6 +158,15 @@ def cmd_export(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
+    if a.task == "digits" and find_model(a.model or "digits").card.get("classes"):
+        res = evaluate_digits_cond(a.model, n_per_class=a.per_class, n_uncond=a.n,
+                                   steps=a.steps, device=a.device)
+        print(cond_markdown(res))
+        if a.json:
+            write_json(res, a.json)
+            Path(a.json).with_suffix(".md").write_text(cond_markdown(res))
+            print(f"wrote {a.json} and its .md")
+        return 0 if res["summary"]["passes"] else 1
     if a.task == "digits":
         res = evaluate_digits(a.model or "digits", n=a.n, steps=a.steps, device=a.device)
         print(json.dumps(res, indent=1))
@@ -226,8 +259,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate images from pure noise",
                        description="Generate pictures from pure noise (EDM noise levels) and "
-                                   "write them as one grid.")
+                                   "write them as one grid, or one file each. A conditional "
+                                   "model (e.g. digits_cond) draws the class asked with "
+                                   "--label, steered by classifier-free guidance.")
     g.add_argument("--model", default="digits", help="model name or folder (default digits)")
+    g.add_argument("--label", default=None,
+                   help="conditional models: the class to draw, by a name on the model card "
+                        "(digits_cond: 0-9 or zero-nine); default: anything (see --list-labels)")
+    g.add_argument("--guidance", type=float, default=3.0,
+                   help="guidance strength w with --label: 0 = ignore the label, 1 = the plain "
+                        "conditional model, above 1 = follow the label more strictly, with "
+                        "less variety (default 3)")
+    g.add_argument("--list-labels", action="store_true",
+                   help="print the labels the model accepts and stop")
     g.add_argument("--n", type=int, default=64, help="number of pictures (default 64)")
     g.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
     g.add_argument("--sampler", default="heun", choices=list(SPECS),
@@ -238,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="side of each picture in pixels (default: 32 for gray models, 64 else)")
     g.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     _add_device(g)
-    g.add_argument("--out", default="grid.png", help="where to write the grid (PNG)")
+    g.add_argument("--out", default="grid.png",
+                   help="where to write the grid (PNG); a folder (ending in / or existing) gets "
+                        "one PNG per sample: 000.png, 001.png, ...")
 
     i = sub.add_parser("inpaint", help="fill in damaged regions (RePaint), at full size",
                        description=INPAINT_DESCRIPTION)
@@ -275,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("task", choices=["denoise", "digits"], help="which benchmark")
     v.add_argument("--model", default=None, help="default: natural (denoise), digits (digits)")
     v.add_argument("--data", default=None, help="denoise: folder of clean pictures")
-    v.add_argument("--n", type=int, default=1000, help="digits: number of samples")
+    v.add_argument("--n", type=int, default=1000,
+                   help="digits: number of samples (a conditional model: samples with no label)")
+    v.add_argument("--per-class", type=int, default=100,
+                   help="digits, conditional model: samples per class and guidance (default 100)")
     v.add_argument("--steps", type=int, default=50, help="digits: sampler steps")
     v.add_argument("--sigma", type=float, nargs="+", default=[25],
                    help="denoise: noise levels on the 0-255 scale (default 25)")

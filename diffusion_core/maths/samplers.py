@@ -75,13 +75,15 @@ class Guided(DenoiserWrapper):
     conditional guess, away from the unconditional one. ``label`` is one class index or one
     per picture (N,); a negative label means "anything" (no label). Both guesses come from
     ONE batched call of the wrapped denoiser (a 2N batch; N when w is 0 or 1, where one guess
-    is not needed). After each call ``last_cond`` and ``last_uncond`` hold the two guesses
-    (None where not computed), for pages that show them."""
+    is not needed; ``both=True`` computes both guesses at every w). After each call
+    ``last_cond`` and ``last_uncond`` hold the two guesses (None where not computed), for
+    pages that show them."""
 
-    def __init__(self, denoiser: Denoiser, label, w: float = 1.0):
+    def __init__(self, denoiser: Denoiser, label, w: float = 1.0, both: bool = False):
         super().__init__(denoiser)
         self.label = torch.as_tensor(label, dtype=torch.long).reshape(-1)
         self.w = float(w)
+        self.both = bool(both)
         self.last_cond: torch.Tensor | None = None
         self.last_uncond: torch.Tensor | None = None
 
@@ -97,10 +99,10 @@ class Guided(DenoiserWrapper):
         n = x.shape[0]
         cond_labels = self.labels_for(n, x.device)
         none = torch.full_like(cond_labels, -1)
-        if self.w == 1.0:
+        if self.w == 1.0 and not self.both:
             self.last_cond, self.last_uncond = self.den(x, sigma, cond_labels), None
             return self.last_cond
-        if self.w == 0.0:
+        if self.w == 0.0 and not self.both:
             self.last_cond, self.last_uncond = None, self.den(x, sigma, none)
             return self.last_uncond
         sig = torch.as_tensor(sigma, device=x.device).reshape(-1)

@@ -34,19 +34,31 @@ def _features(images: torch.Tensor) -> np.ndarray:
 
 
 class DigitsClassifier:
-    """Logistic-regression classifier on the real digits (about 97% held-out accuracy)."""
+    """A classifier of the real digits, on their 8x8 grid: ``method="logistic"`` (logistic
+    regression, 96 % held-out accuracy; the unconditional digits check) or ``"svm"`` (an RBF
+    support-vector machine, 99 %; the conditional check, which needs >= 97 %).
+    ``test_accuracy`` is measured on a held-out quarter; the classifier is then refit on all."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, method: str = "logistic"):
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
+        from sklearn.svm import SVC
 
         imgs, labels = digits_dataset()
         feats = _features(imgs)
         xtr, xte, ytr, yte = train_test_split(feats, labels, test_size=0.25, random_state=seed)
-        self.clf = LogisticRegression(max_iter=3000, C=0.5)
+        if method not in ("logistic", "svm"):
+            raise ValueError(f"unknown classifier {method!r}: logistic or svm")
+        self.method = method
+        self.clf = SVC(C=5.0, gamma="scale") if method == "svm" else \
+            LogisticRegression(max_iter=3000, C=0.5)
         self.clf.fit(xtr, ytr)
         self.test_accuracy = float(self.clf.score(xte, yte))
         self.clf.fit(feats, labels)
+
+    def predict(self, images: torch.Tensor) -> np.ndarray:
+        """The class of each (N, 1, 32, 32) picture in [-1, 1]."""
+        return self.clf.predict(_features(images))
 
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:
         return self.clf.predict_proba(_features(images))

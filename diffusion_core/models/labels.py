@@ -1,0 +1,55 @@
+"""The class labels of a conditional model, as its card lists them.
+
+A conditional model's ``card.json`` has ``classes`` (the name of each label, by index, e.g.
+"0" ... "9") and optionally ``class_words`` (another accepted name per label, e.g. "zero" ...
+"nine"). A request names a class by either, or by its index; "anything" (or an empty
+request) means no label: the model draws from all its classes.
+"""
+
+from __future__ import annotations
+
+#: what asks a conditional model for "no particular class"
+ANYTHING = "anything"
+
+
+def class_names(card: dict) -> list[str]:
+    """The name of each class by label index ([] for an unconditional model)."""
+    names = card.get("classes") or []
+    if not names:
+        k = int((card.get("net") or {}).get("num_classes", 0) or 0)
+        names = [str(i) for i in range(k)]
+    return [str(n) for n in names]
+
+
+def is_conditional(card: dict) -> bool:
+    return bool(class_names(card))
+
+
+def valid_labels(card: dict) -> list[str]:
+    """Every name a request may use, for messages: "0 (zero)", ..., and "anything"."""
+    words = card.get("class_words") or []
+    out = []
+    for i, name in enumerate(class_names(card)):
+        extra = str(words[i]) if i < len(words) and str(words[i]) != name else ""
+        out.append(f"{name} ({extra})" if extra else name)
+    return [*out, ANYTHING]
+
+
+def resolve_label(card: dict, text: str | int | None) -> int:
+    """The label index a request names (-1 for "anything"); ValueError listing the valid
+    names when the model has no such class or takes no labels."""
+    names = class_names(card)
+    if text is None or str(text).strip().lower() in ("", ANYTHING, "any"):
+        return -1
+    if not names:
+        raise ValueError(f"model “{card.get('name', '?')}” is unconditional: it takes no "
+                         "label (leave --label out)")
+    want = str(text).strip().lower()
+    words = [str(w).lower() for w in card.get("class_words") or []]
+    for i, name in enumerate(names):
+        if want == name.lower() or (i < len(words) and want == words[i]):
+            return i
+    if want.isdigit() and int(want) < len(names):
+        return int(want)
+    raise ValueError(f"model “{card.get('name', '?')}” has no class “{text}”; valid labels: "
+                     + ", ".join(valid_labels(card)))
