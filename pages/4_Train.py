@@ -28,7 +28,7 @@ from diffusion_core.training.runs import UPLOAD_TYPES, UploadBox, resume_help
 from ui.job_watch import job_state, watch
 from ui.nav import sidebar_nav
 from ui.state import as_default, init_state
-from ui.train_view import big, training_panel, upload_report
+from ui.train_view import big, conditional_option, training_panel, upload_report
 
 st.set_page_config(page_title="Train · Diffusion Lab", page_icon="🏋️", layout="wide")
 sidebar_nav()
@@ -104,6 +104,7 @@ if count:
     )
 elif form.dataset == "own":
     st.info("No pictures yet: upload some above. A few dozen varied photos are a good start.")
+conditional_option(form, running, KEEP)
 
 # ---------------------------------------------------------------- 2. preset
 st.header("2 · How long should it practise?")
@@ -195,11 +196,13 @@ if snap["card"] is None:
     st.stop()
 if snap["state"] == "stopped":
     st.success(f"Stopped at step {snap['step']:,} of {snap['total']:,}. The model "
-               f"**{snap['name']}** is saved as it is now; pick it on the Restore page, or "
+               f"**{snap['name']}** is saved as it is now; pick it on the Restore page"
+               f"{' (or the Create page)' if snap['card'].get('classes') else ''}, or "
                "press Resume to continue.")
 else:
     st.success(f"{'Your model' if ss.get('train_my_job') == job.id else 'The model'} "
-               f"**{snap['name']}** is saved; pick it on the Restore page.")
+               f"**{snap['name']}** is saved; pick it on the Restore page"
+               f"{' or ask it for a class on the Create page' if snap['card'].get('classes') else ''}.")
 st.markdown(card_lines(snap["card"]))
 st.caption(f"{snap['card'].get('parameters', 0):,} parameters · folder {snap['model_dir']}")
 with st.expander("The model's card (everything recorded about it)"):

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from diffusion_core.app.create import create_models
 from diffusion_core.jobs import train as tj
 from diffusion_core.models import registry
 
@@ -147,3 +148,44 @@ def test_another_running_job_is_shown_and_blocks_start(monkeypatch, tmp_path):
     finally:
         release.set()
         assert res.job.wait(120) and res.job.state == "done", res.job.error
+
+
+def test_conditional_option_trains_a_model_for_the_create_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_LAB_USER_MODELS", str(tmp_path / "models"))
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    _ok(at)
+    assert at.checkbox(key="train_conditional").value is False
+    at.checkbox(key="train_conditional").check()
+    at.selectbox(key="train_size").set_value("tiny")
+    at.number_input(key="train_steps").set_value(10)
+    at.number_input(key="train_batch").set_value(8)
+    at.text_input(key="train_name").input("cond page")
+    at.run()
+    _ok(at)
+    assert any("(0 to 9)" in i.value for i in at.info)
+    at.button(key="train_start").click().run()
+    _ok(at)
+    job = tj.current_job()
+    assert job is not None and job.name == "cond-page"
+    assert job.wait(240) and job.state == "done", job.error
+    at.run()
+    _ok(at)
+    success = " ".join(s.value for s in at.success)
+    assert "ask it for a class on the Create page" in success
+    assert "**Classes:** 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in _texts(at)
+    assert "cond-page" in {m.name for m in create_models()}
+    # own pictures: loose files give a clear warning, a zip of class folders lists them
+    at.radio(key="train_dataset").set_value("own").run()
+    at.file_uploader[0].set_value([("a.png", _png(1), "image/png")]).run()
+    _ok(at)
+    assert any("not sorted into folders" in w.value for w in at.warning)
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("cats/1.png", _png(2))
+        zf.writestr("dogs/2.png", _png(3))
+    at.file_uploader[0].set_value([("a.png", _png(1), "image/png"),
+                                   ("pets.zip", zipped.getvalue(), "application/zip")]).run()
+    _ok(at)
+    assert any("2 classes" in s.value for s in at.success)
+    assert any("cats, dogs" in i.value for i in at.info)

@@ -12,7 +12,15 @@ import pytest
 from PIL import Image
 
 from diffusion_core.media.decode import load_image
-from diffusion_core.media.uploads import UploadError, UploadLimits, extract_zip, ingest, list_images
+from diffusion_core.media.uploads import (
+    LABELS_FILE,
+    UploadError,
+    UploadLimits,
+    extract_zip,
+    ingest,
+    list_images,
+    read_classes,
+)
 
 
 def png_bytes(seed: int = 0, size: int = 24, mode: str = "RGB") -> bytes:
@@ -59,7 +67,10 @@ def test_malicious_zip_writes_only_generated_pngs_inside_the_target(sandbox):
     limits = UploadLimits(max_file_bytes=1024 * 1024)
     s = extract_zip(data, target, limits)
     assert s.accepted == 4 and not s.errors
-    written = all_files(root)
+    # a picture in a folder has that folder's name as its class, recorded beside it
+    labels = target / LABELS_FILE
+    assert s.classes == {"nested": 1, "abs": 1} and len(read_classes(target)) == 2
+    written = all_files(root) - {labels}
     assert written == set(s.files) == set(list_images(target))
     assert all(p.parent == target and p.name.startswith("img_") and p.suffix == ".png"
                for p in written)
@@ -140,3 +151,27 @@ def test_picture_limit(sandbox):
     s = ingest(files, target, UploadLimits(max_images=3))
     assert s.accepted == 3 and len(s.skipped) == 2
     assert all("limit of 3" in r for _, r in s.skipped)
+
+
+def test_class_folders_are_labels_never_paths(sandbox):
+    root, target = sandbox
+    data = make_zip([
+        ("../../cats/a.png", png_bytes(1)),
+        ("/abs/dogs/b.png", png_bytes(2)),
+        ("..\\..\\dogs\\c.png", png_bytes(3)),
+        ("x/../d.png", png_bytes(4)),  # ".." is no class
+        ("e.png", png_bytes(5)),  # a loose file: no class
+        ("cats/notes.txt", b"hello"),
+    ])
+    s = extract_zip(data, target)
+    assert s.accepted == 5 and s.classes == {"cats": 1, "dogs": 2}
+    assert all_files(root) == set(s.files) | {target / LABELS_FILE}
+    assert {p for p in root.rglob("*") if p.is_dir()} == {root / "deep", root / "deep/er", target}
+    classes = read_classes(target)
+    assert sorted(classes.values()) == ["cats", "dogs", "dogs"]
+    assert set(classes) <= {p.name for p in s.files}
+    # a second zip adds to the record; a damaged record means no classes, not a crash
+    s2 = extract_zip(make_zip([("birds/f.png", png_bytes(6))]), target)
+    assert s2.classes == {"birds": 1} and len(read_classes(target)) == 4
+    (target / LABELS_FILE).write_text("[not a dict")
+    assert read_classes(target) == {}

@@ -10,6 +10,8 @@ from PIL import Image
 
 from diffusion_core.app.train import fmt_duration, hardware_text, preview_caption, progress_text
 from diffusion_core.media.uploads import UploadSummary
+from diffusion_core.training.presets import CONDITIONAL_HELP
+from ui.state import as_default
 
 
 def big(im: Image.Image, width: int = 420) -> Image.Image:
@@ -45,6 +47,15 @@ def upload_report(rep: UploadSummary | None) -> None:
             rows = rep.skipped[:200]
             st.dataframe({"File": [n for n, _ in rows], "Why it was skipped": [r for _, r in rows]},
                          hide_index=True, width="stretch")
+
+
+def conditional_option(form, disabled: bool, persist: str) -> None:
+    """The "conditional" checkbox and, when it is ticked, what it will do with this data."""
+    st.checkbox("Conditional: also learn what each picture is, so the Create page can ask "
+                "for one kind", key="train_conditional", **as_default("train_conditional"),
+                persist_state=persist, help=CONDITIONAL_HELP, disabled=disabled)
+    if form.conditional:
+        (st.info if form.classes else st.warning)(form.conditional_note)
 
 
 def training_panel(job, snap: dict) -> None:

@@ -1,7 +1,8 @@
 """The Train page: its form as a :class:`TrainRequest`, and the words it shows about a job.
 
 The form's values live under ``train_<field>`` keys (``train_dataset``, ``train_preset``,
-``train_name``, ``train_replace`` and one per advanced setting, ``train_steps`` ...); this
+``train_name``, ``train_replace``, ``train_conditional`` and one per advanced setting,
+``train_steps`` ...); this
 module reads and fixes them, never trusting a widget's bounds. No streamlit here.
 """
 
@@ -25,7 +26,14 @@ from diffusion_core.training.presets import (
     presets_for,
     resolve_preset,
 )
-from diffusion_core.training.runs import RunInfo, list_runs, name_problem, shipped_names
+from diffusion_core.training.runs import (
+    RunInfo,
+    conditional_classes,
+    conditional_note,
+    list_runs,
+    name_problem,
+    shipped_names,
+)
 
 PREFIX = "train_"
 
@@ -41,12 +49,14 @@ class TrainRequest:
     overrides: dict = field(default_factory=dict)
     replace: bool = False
     data_folder: Path | None = None
+    conditional: bool = False  # learn the classes too (digits, or a zip's folders)
 
     def __post_init__(self):
         self.dataset = self.dataset if self.dataset in DATASETS else "digits"
         self.preset = resolve_preset(self.dataset, self.preset)
         self.name = sanitize_name(self.name or "")
         self.data_folder = self.data_folder if self.dataset == "own" else None
+        self.conditional = bool(self.conditional)
 
     @classmethod
     def from_form(cls, form: Mapping[str, Any], data_folder: Path | None = None,
@@ -55,11 +65,22 @@ class TrainRequest:
         return cls(form.get(f"{prefix}dataset", "digits"), form.get(f"{prefix}preset"),
                    form.get(f"{prefix}name", ""),
                    {k: form.get(f"{prefix}{k}") for k in SETTINGS},
-                   bool(form.get(f"{prefix}replace")), data_folder)
+                   bool(form.get(f"{prefix}replace")), data_folder,
+                   bool(form.get(f"{prefix}conditional")))
 
     @property
     def settings(self) -> dict:
         return effective_settings(self.preset, self.overrides)
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes the model will learn ([] for an unconditional one)."""
+        return conditional_classes(self.dataset, self.data_folder) if self.conditional else []
+
+    @property
+    def conditional_note(self) -> str:
+        """What "conditional" does with this data ("" when it is off)."""
+        return conditional_note(self.dataset, self.data_folder) if self.conditional else ""
 
     @property
     def problem(self) -> str | None:
@@ -80,7 +101,7 @@ class TrainRequest:
 
     def start(self) -> StartResult:
         return start_training(self.name, self.preset, self.overrides, self.data_folder,
-                              self.replace)
+                              self.replace, self.conditional)
 
 
 def prepare_form(form: MutableMapping, has_gpu: bool, prefix: str = PREFIX) -> None:
@@ -170,4 +191,6 @@ def card_lines(card: dict) -> str:
             f"- **Steps:** {card.get('steps', 0):,} of {card.get('batch', 0)} pictures each\n"
             f"- **Training time:** {fmt_duration(card.get('wall_time_s'))} on "
             f"{hardware_text(card.get('hardware'))}\n"
-            f"- **Final loss:** {f'{loss:.4f}' if loss is not None else '–'}")
+            f"- **Final loss:** {f'{loss:.4f}' if loss is not None else '–'}"
+            + (f"\n- **Classes:** {', '.join(map(str, card['classes']))} (ask for one on the "
+               "Create page)" if card.get("classes") else ""))

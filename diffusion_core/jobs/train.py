@@ -97,6 +97,9 @@ class TrainingJob(Job):
     def explain(self, e: BaseException) -> str | None:
         if "No training images" in str(e):
             return "There are no usable pictures to train on. Upload some pictures first."
+        if "class-conditional training needs labelled data" in str(e):
+            return ("This version cannot train a conditional model on these pictures yet; "
+                    "untick “conditional” to train without labels.")
         return None
 
     def progress(self) -> dict[str, Any]:
@@ -161,7 +164,9 @@ class TrainingJob(Job):
                     "data": self.meta.get("data_description", ""),
                     "trained_with": "the Train page", "preset": self.meta.get("preset"),
                     "dataset": self.meta.get("dataset"), "hardware": self.hardware,
-                    "stopped_early": bool(summary["stopped"])})
+                    "stopped_early": bool(summary["stopped"]),
+                    **({"classes": list(self.meta["classes"])} if self.meta.get("classes")
+                       and self.cfg.net.get("num_classes") else {})})
             else:  # nothing new to save: the model as it was (if any)
                 card = saved_card(self.name)
             self.update(card=card)
@@ -206,14 +211,16 @@ def _launch(plan: RunPlan, message: str) -> StartResult:
 
 
 def start_training(name: str, preset: str, overrides: dict | None = None,
-                   data_folder: str | Path | None = None, replace: bool = False) -> StartResult:
-    """Start a new job (see :func:`diffusion_core.training.runs.plan_new_run`); refused
-    while another one runs."""
+                   data_folder: str | Path | None = None, replace: bool = False,
+                   conditional: bool = False) -> StartResult:
+    """Start a new job (see :func:`diffusion_core.training.runs.plan_new_run`; with
+    ``conditional`` a class-conditional model when the data has classes); refused while
+    another one runs."""
     with _LOCK:
         busy = _busy()
         if busy is not None:
             return busy
-        plan = plan_new_run(name, preset, overrides, data_folder, replace)
+        plan = plan_new_run(name, preset, overrides, data_folder, replace, conditional)
         return _launch(plan, f"Training “{plan.name}” started.")
 
 

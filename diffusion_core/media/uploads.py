@@ -14,6 +14,12 @@ Everything a visitor uploads is treated as hostile:
   (the one validated loader: size, pixel and decompression-bomb limits, odd colour modes)
   and is re-encoded, so what lands on disk is always a plain PNG.
 
+**Classes.** A picture inside a folder of the zip belongs to the class named after that
+folder (the folder directly above it: ``pets/cat/1.png`` is a "cat"). The class name is only
+ever a label: it is cleaned up for display and recorded in ``labels.json`` beside the
+generated file names (:func:`read_classes`), never used to build a path. Loose files have no
+class.
+
 Problems with one file skip that file (with a reason the page can show); problems with the
 whole archive raise :class:`UploadError`. No streamlit here.
 """
@@ -21,6 +27,7 @@ whole archive raise :class:`UploadError`. No streamlit here.
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import zipfile
@@ -38,6 +45,8 @@ from diffusion_core.units import IMAGE_EXTS, ZIP_EXTS
 
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024
+LABELS_FILE = "labels.json"  # generated file name -> class name, beside the pictures
+MAX_CLASS_NAME = 40
 
 
 class UploadError(ValueError):
@@ -68,18 +77,25 @@ class UploadSummary:
     files: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    classes: dict[str, int] = field(default_factory=dict)  # class name -> pictures added
 
     def merge(self, other: "UploadSummary") -> None:
         self.accepted += other.accepted
         self.files += other.files
         self.skipped += other.skipped
         self.errors += other.errors
+        for name, n in other.classes.items():
+            self.classes[name] = self.classes.get(name, 0) + n
 
     def message(self) -> str:
         """One line for the screen."""
         s = f"{self.accepted} picture{'s' if self.accepted != 1 else ''} added"
         if self.skipped:
             s += f", {len(self.skipped)} file{'s' if len(self.skipped) != 1 else ''} skipped"
+        if self.classes:
+            k = len(self.classes)
+            s += f" ({k} class{'es' if k != 1 else ''} from the zip's folders: " + \
+                ", ".join(f"{c} ×{n}" for c, n in sorted(self.classes.items())) + ")"
         return s + "."
 
 
@@ -92,6 +108,32 @@ def display_name(name: str, max_len: int = 80) -> str:
     base = PurePosixPath(str(name).replace("\\", "/")).name or str(name)
     base = "".join(ch if ch.isprintable() else "?" for ch in base)
     return base if len(base) <= max_len else base[: max_len - 1] + "…"
+
+
+def class_of(name: str) -> str | None:
+    """The class of a zip member: the name of the folder directly above it, cleaned up
+    (printable, trimmed, at most :data:`MAX_CLASS_NAME` characters); None for a loose file
+    or a folder name that is empty, "." or "..". Only ever a label, never a path."""
+    parts = [p for p in str(name).replace("\\", "/").split("/") if p not in ("", ".")]
+    if len(parts) < 2:
+        return None
+    folder = "".join(ch if ch.isprintable() else "?" for ch in parts[-2]).strip()
+    if folder in ("", "..") or set(folder) <= {"."}:
+        return None
+    return folder[:MAX_CLASS_NAME]
+
+
+def read_classes(folder: str | Path) -> dict[str, str]:
+    """The class of each picture in ``folder`` (generated file name -> class name), as
+    :func:`extract_zip` recorded it; {} when none has one (or the record is unreadable)."""
+    path = Path(folder) / LABELS_FILE
+    try:
+        got = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(got, dict):
+        return {}
+    return {str(k): str(v) for k, v in got.items() if isinstance(v, str) and v}
 
 
 def _suffix(name: str) -> str:
@@ -114,11 +156,12 @@ class _Writer:
         self.summary = summary
         self.count = len(list_images(self.folder))
         self.next_index = self.count + 1
+        self.classes: dict[str, str] = {}  # generated file name -> class, not saved yet
 
     def full(self) -> bool:
         return self.count >= self.limits.max_images
 
-    def add(self, label: str, data: bytes) -> None:
+    def add(self, label: str, data: bytes, cls: str | None = None) -> None:
         if self.full():
             self.summary.skipped.append(
                 (label, f"over the limit of {self.limits.max_images} pictures"))
@@ -148,6 +191,18 @@ class _Writer:
         self.count += 1
         self.summary.accepted += 1
         self.summary.files.append(path)
+        if cls is not None:
+            self.summary.classes[cls] = self.summary.classes.get(cls, 0) + 1
+            self.classes[path.name] = cls
+
+    def save_classes(self) -> None:
+        """Add this writer's classes to the folder's ``labels.json`` (atomically)."""
+        if not self.classes:
+            return
+        merged = {**read_classes(self.folder), **self.classes}
+        tmp = self.folder / (LABELS_FILE + ".tmp")
+        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+        os.replace(tmp, self.folder / LABELS_FILE)
 
 
 def _read_capped(fh: IO[bytes], cap: int) -> bytes | None:
@@ -242,7 +297,8 @@ def extract_zip(source, folder: str | Path, limits: UploadLimits = DEFAULT_LIMIT
                 budget -= cap
                 continue
             budget -= len(raw)
-            writer.add(label, raw)
+            writer.add(label, raw, class_of(info.filename))
+        writer.save_classes()
     return summary
 
 

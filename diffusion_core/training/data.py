@@ -10,7 +10,10 @@ Sources
   patches are given a random chroma so the colour model sees more colour structure: a smooth
   field, or (a share ``p_edge_chroma``) one colour per region of similar brightness, so that
   colour edges sit on brightness edges as they do in photos.
-* ``folder:PATH``: any folder of the user's images.
+* ``folder:PATH``: any folder of the user's images. When the upload recorded classes for
+  them (a zip with one folder per class, :func:`~diffusion_core.media.uploads.read_classes`),
+  the folder becomes one source per class, whose batches carry the class label
+  (:func:`folder_classes`; pictures without a class get -1, "no label").
 
 Patches are random crops with flips and 90-degree rotations. A share of patches is made
 gray (all three channels equal), in which case the training noise is gray too, so the
@@ -30,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_core.media.photos import bundled_photo_paths, dead_leaves, read_rgb_uint8
+from diffusion_core.media.uploads import read_classes
 from diffusion_core.system.paths import SHARED_DATA_DIR
 from diffusion_core.units import IMAGE_EXTS
 
@@ -42,6 +46,16 @@ def folder_paths(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
 
 
+def folder_classes(folder: Path) -> tuple[list[str], dict[Path, int]]:
+    """The class names of a folder's pictures (sorted) and each picture's label index (-1
+    for a picture without a class); ([], all -1) when the upload recorded no classes."""
+    paths = folder_paths(Path(folder))
+    recorded = read_classes(folder)
+    names = sorted({recorded[p.name] for p in paths if p.name in recorded})
+    index = {n: i for i, n in enumerate(names)}
+    return names, {p: index.get(recorded.get(p.name, ""), -1) for p in paths}
+
+
 # --------------------------------------------------------------------------- the pool
 
 
@@ -51,6 +65,7 @@ class Source:
     images: list  # list of HxWx3 uint8 arrays
     weight: float
     colourize: float = 0.0  # probability to add smooth random chroma (for gray sources)
+    label: int = -1  # the class of every picture here (-1: none)
 
 
 def _rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
@@ -121,7 +136,8 @@ def _colourize(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
 
 
 class PatchSampler:
-    """Draws training batches (N, 3, P, P) in [-1, 1] and a per-sample 'gray' flag."""
+    """Draws training batches (N, 3, P, P) in [-1, 1] and a per-sample 'gray' flag, and
+    when any source has a class, a third item: each sample's label (N,) (-1: none)."""
 
     def __init__(self, sources: list[Source], patch: int, p_gray: float = 0.15,
                  p_edge_chroma: float = 0.0):
@@ -133,11 +149,12 @@ class PatchSampler:
         self.patch = patch
         self.p_gray = p_gray
         self.p_edge_chroma = p_edge_chroma  # share of colourized crops given _edge_chroma
+        self.labelled = any(s.label >= 0 for s in self.sources)
 
     def describe(self) -> dict:
         return {s.name: len(s.images) for s in self.sources}
 
-    def batch(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
         P = self.patch
         src_idx = torch.multinomial(self.probs, n, replacement=True, generator=g)
         out = torch.empty(n, 3, P, P)
@@ -177,6 +194,9 @@ class PatchSampler:
                 is_gray = True
             out[i] = crop
             gray[i] = is_gray
+        if self.labelled:
+            labels = torch.tensor([self.sources[int(k)].label for k in src_idx], dtype=torch.long)
+            return out * 2.0 - 1.0, gray, labels
         return out * 2.0 - 1.0, gray
 
 
@@ -203,9 +223,13 @@ def build_sources(spec: list[str], seed: int = 0, n_deadleaves: int = 200,
             imgs = [read_rgb_uint8(p) for p in paths]
             sources.append(Source("train400", imgs, wt, colourize=0.5))
         elif name.startswith("folder:"):
-            paths = folder_paths(Path(name[len("folder:"):]))
-            imgs = [read_rgb_uint8(p) for p in paths]
-            sources.append(Source(name, imgs, wt, colourize=0.5))
+            classes, labels = folder_classes(Path(name[len("folder:"):]))
+            for k in range(-1, len(classes)):  # one source per class (and one without)
+                imgs = [read_rgb_uint8(p) for p, lab in labels.items() if lab == k]
+                if imgs or (k == -1 and not classes):
+                    share = wt * len(imgs) / max(1, len(labels))
+                    sources.append(Source(name if k < 0 else f"{name} [{classes[k]}]", imgs,
+                                          share if classes else wt, colourize=0.5, label=k))
         else:
             raise ValueError(f"Unknown data source {name!r}")
     return sources

@@ -36,6 +36,14 @@ MODEL_SIZE_LABELS = {
     "medium": "Medium (the shipped digits model's size)",
     "large": "Large (the shipped photo model's size; for a GPU)",
 }
+#: the label classes of the built-in digits ("0" ... "9"), for a conditional digits model
+DIGIT_CLASSES = 10
+CONDITIONAL_HELP = (
+    "A conditional model also learns what each picture is (its class: the digit, or the "
+    "folder your pictures were in), so that the Create page can ask it for one class. It "
+    "learns to draw without the label too (the label is hidden in a share of the practice "
+    "rounds), which is what the Create page's guidance knob mixes.")
+
 LR_SCHEDULES = {
     "cosine": "Warm up, then slow down towards the end (cosine)",
     "constant": "Warm up, then constant",
@@ -128,10 +136,6 @@ def auto_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-
-
-
-
 def effective_settings(preset: str, overrides: dict | None = None) -> dict:
     """The preset's settings with the user's overrides applied and clamped: steps, batch,
     lr, size, schedule, patch, preview_every. Unknown keys and bad values are ignored."""
@@ -167,8 +171,9 @@ def fill_form(form: MutableMapping, preset: str, prefix: str = "train_") -> None
 
 
 def build_config(name: str, preset: str, overrides: dict | None = None,
-                 data: list[str] | None = None) -> TrainConfig:
-    """A :class:`TrainConfig` from a preset and (clamped) overrides."""
+                 data: list[str] | None = None, num_classes: int = 0) -> TrainConfig:
+    """A :class:`TrainConfig` from a preset and (clamped) overrides; ``num_classes`` > 0
+    makes the network class-conditional (labels dropped with the default ``p_uncond``)."""
     p = PRESETS.get(preset) or PRESETS["digits"]
     s = effective_settings(p.key, overrides)
     cfg = dict(p.config)
@@ -177,6 +182,8 @@ def build_config(name: str, preset: str, overrides: dict | None = None,
     cfg["lr_warmup"] = min(int(cfg.get("lr_warmup", 100)), max(1, steps // 5))
     cfg["lr_decay_start"] = max(1, steps // 2) if s["schedule"] == "cosine" else 0
     net = dict(MODEL_SIZES[s["size"]], in_channels=1 if p.dataset == "digits" else 3)
+    if num_classes > 0:
+        net["num_classes"] = int(num_classes)
     if data is not None:
         cfg["data"] = list(data)
     # checkpoints about every 30 s on a CPU; previews are drawn by the job, not by train()

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
-from diffusion_core.media.uploads import UploadSummary, ingest, list_images
+from diffusion_core.media.uploads import LABELS_FILE, UploadSummary, ingest, list_images
 from diffusion_core.models.registry import list_models, sanitize_name, user_models_dir
+from diffusion_core.training.data import folder_classes
 from diffusion_core.training.presets import (
+    DIGIT_CLASSES,
     LIMITS,
     PRESETS,
     auto_threads,
@@ -216,11 +218,44 @@ class RunPlan:
     problem: str | None = None
 
 
+def conditional_classes(dataset: str, data_folder: str | Path | None = None) -> list[str]:
+    """The classes a conditional model of ``dataset`` would learn: the ten digits, or the
+    classes of the uploaded pictures (one per folder of a zip); [] when there are fewer
+    than two (a conditional model then has nothing to choose between)."""
+    if dataset == "digits":
+        return [str(i) for i in range(DIGIT_CLASSES)]
+    if dataset != "own" or data_folder is None:
+        return []
+    names, _ = folder_classes(Path(data_folder))
+    return names if len(names) >= 2 else []
+
+
+def conditional_note(dataset: str, data_folder: str | Path | None = None) -> str:
+    """What "conditional" will do with this data, in one or two sentences."""
+    classes = conditional_classes(dataset, data_folder)
+    if dataset == "digits":
+        return ("It will learn which digit each picture is (0 to 9), so the Create page can "
+                "ask it for a 7.")
+    if classes:
+        shown = ", ".join(classes[:12]) + (", …" if len(classes) > 12 else "")
+        return (f"It will learn {len(classes)} classes, one per folder of your zip: {shown}. "
+                "Pictures outside a folder are learnt without a label.")
+    if dataset == "photos":
+        return ("The built-in photos have no classes, so this model will be trained without "
+                "labels (unconditional).")
+    return ("Your pictures are not sorted into folders, so there are no classes to learn: the "
+            "model will be trained without labels (unconditional). For a conditional model, "
+            "upload one zip with one folder per class (e.g. cats/…, dogs/…), at least two.")
+
+
 def plan_new_run(name: str, preset: str, overrides: dict | None = None,
-                 data_folder: str | Path | None = None, replace: bool = False) -> RunPlan:
+                 data_folder: str | Path | None = None, replace: bool = False,
+                 conditional: bool = False) -> RunPlan:
     """Check a new run and prepare its folder. ``name`` is sanitised; ``data_folder``
     (pictures, for the 'own' dataset) is copied into the run folder so the run can always
-    be resumed. ``replace`` deletes an earlier model and run of the same name first."""
+    be resumed. ``replace`` deletes an earlier model and run of the same name first.
+    ``conditional`` asks for a class-conditional network when the data has classes (see
+    :func:`conditional_classes`); without classes the run is unconditional."""
     name = sanitize_name(name)
     if preset not in PRESETS:
         return RunPlan(name, problem=f"Unknown preset “{preset}”.")
@@ -248,11 +283,14 @@ def plan_new_run(name: str, preset: str, overrides: dict | None = None,
         dest.mkdir(parents=True, exist_ok=True)
         for src in pics:
             shutil.copyfile(src, dest / src.name)
+        if (Path(data_folder) / LABELS_FILE).is_file():
+            shutil.copyfile(Path(data_folder) / LABELS_FILE, dest / LABELS_FILE)
         n_images = len(pics)
         data = [f"folder:{dest}"]
-    cfg = build_config(name, preset, overrides, data)
+    classes = conditional_classes(p.dataset, run_dir / "data") if conditional else []
+    cfg = build_config(name, preset, overrides, data, num_classes=len(classes))
     settings = effective_settings(preset, overrides)
-    meta = {"name": name, "preset": preset, "dataset": p.dataset,
+    meta = {"name": name, "preset": preset, "dataset": p.dataset, "classes": classes,
             "data_description": describe_dataset(p.dataset, n_images),
             "preview_every": settings["preview_every"], "settings": settings,
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}

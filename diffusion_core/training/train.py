@@ -136,8 +136,6 @@ def num_classes(cfg: TrainConfig) -> int:
 
 def make_batch_source(cfg: TrainConfig, log=print):
     """Returns (fn(n, generator) -> (x0, gray_flags[, labels]), description dict)."""
-    if num_classes(cfg) and cfg.kind != "digits":
-        raise ValueError("class-conditional training needs labelled data: kind \"digits\"")
     if cfg.kind == "digits":
         images, labels = digits_dataset()
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -149,6 +147,8 @@ def make_batch_source(cfg: TrainConfig, log=print):
         return fn, {"sklearn digits (32x32)": int(len(images))}
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
                            p_gray=cfg.p_gray, p_edge_chroma=cfg.p_edge_chroma)
+    if num_classes(cfg) and not sampler.labelled:
+        raise ValueError("class-conditional training needs labelled data")
     return sampler.batch, sampler.describe()
 
 
