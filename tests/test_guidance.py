@@ -123,7 +123,7 @@ def test_label_dropout_share_and_unconditional_draws_kept():
     assert torch.equal(x0, x0c) and torch.equal(sigma, sigmac) and torch.equal(noise, noisec)
     assert (labels == -1).all() and (labelsc >= 0).sum() > 8
     with pytest.raises(ValueError, match="labelled"):
-        make_batch_source(_cfg(kind="photo"))
+        make_batch_source(_cfg(kind="photo", data=["bundled"]), log=lambda *_: None)
 
 
 def test_conditional_training_smoke_from_unconditional_weights(tmp_path):
