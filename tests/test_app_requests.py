@@ -17,7 +17,7 @@ from diffusion_core.app import cost as cost_app
 from diffusion_core.app import restore as restore_app
 from diffusion_core.app.forward import DEFAULT_STEP, ForwardView
 from diffusion_core.app.models import device_options, open_model
-from diffusion_core.app.settings import choose, clamp_float, clamp_int, keep_known
+from diffusion_core.app.settings import choose, keep_known
 from diffusion_core.maths.forward import draw_noise, step_for_sigma, x_at_step
 from diffusion_core.maths.schedules import T_MAX, T_MIN, make_schedule
 from diffusion_core.media.export import animation_size, metrics_json, run_summary
@@ -25,7 +25,7 @@ from diffusion_core.media.viz import eps_display, error_display
 from diffusion_core.models import registry
 from diffusion_core.models.registry import ModelInfo, ModelLoadError
 from diffusion_core.system import counters
-from diffusion_core.units import MAX_STEPS, SEED_MAX, sigma_from_255
+from diffusion_core.units import MAX_STEPS, SEED_MAX, clamp_float, clamp_int, sigma_from_255
 from tests.doubles import Oracle
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.waiting import wait_for_page_job
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/6_Cost_of_steps.py")
 
@@ -21,17 +23,8 @@ def _new_page(**state) -> AppTest:
     return at
 
 
-def _wait_done(at: AppTest, timeout: float = 240.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = at.session_state["cost_job"] if "cost_job" in at.session_state else None
-        if job is not None and job.done:
-            at.run()
-            return
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-    raise AssertionError("the measurement did not finish in time")
+def _wait_done(at, timeout: float = 240.0) -> None:
+    wait_for_page_job(at, "cost_job", "the measurement", timeout)
 
 
 def test_tiny_study_completes_and_shows_charts_and_table(user_models_dir):

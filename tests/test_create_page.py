@@ -4,7 +4,6 @@ request clamps what widgets send; "anything" runs without guidance."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -15,29 +14,18 @@ from diffusion_core.app.create import CreateRequest, create_models, opened_up, w
 from diffusion_core.jobs.create import SWEEP
 from diffusion_core.models.registry import find_model
 from diffusion_core.training.digits import DigitsClassifier
+from tests.waiting import page_texts, wait_for_page_job
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/7_Create.py")
 
 
-def _wait_done(at: AppTest, timeout: float = 240.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = at.session_state["create_job"] if "create_job" in at.session_state else None
-        if job is not None and job.done:
-            at.run()
-            return
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-    raise AssertionError("the run did not finish in time")
+def _wait_done(at, timeout: float = 240.0) -> None:
+    wait_for_page_job(at, "create_job", "the run", timeout)
 
 
-def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [h.value for h in at.header] + [h.value for h in at.subheader]
-    parts += [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
+def _texts(at) -> str:
+    return page_texts(at, "info")
 
 
 def _page(**state) -> AppTest:

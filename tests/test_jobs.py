@@ -13,15 +13,11 @@ import torch
 from diffusion_core.jobs import base
 from diffusion_core.jobs.base import Job, SlotPool, friendly_error
 from diffusion_core.system import counters
+from tests.waiting import until
 
 
 def _until(cond, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
+    return until(cond, timeout, poll=0.01)
 
 
 class Steps(Job):

@@ -15,6 +15,7 @@ from diffusion_core.jobs.base import friendly_error
 from diffusion_core.jobs.restore import RestoreJob, frame_every_for, planned_steps
 from diffusion_core.maths.schedules import make_schedule
 from tests.doubles import Failing
+from tests.waiting import until
 
 SCH = make_schedule("linear", 1000)
 
@@ -89,12 +90,7 @@ class Ticking:
 
 
 def _wait_for(cond, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
+    return until(cond, timeout)
 
 
 def test_run_stops_when_its_session_is_gone_for_the_grace_period():

@@ -11,29 +11,19 @@ from streamlit.testing.v1 import AppTest
 from diffusion_core.maths.forward import step_for_sigma
 from diffusion_core.maths.schedules import make_schedule
 from tests.doubles import Failing
+from tests.waiting import page_texts, wait_for_page_job
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/2_Restore.py")
 
 
-def _wait_done(at: AppTest, timeout: float = 240.0) -> None:
+def _wait_done(at, timeout: float = 240.0) -> None:
     """The run happens in a background thread: rerun the page until it shows the result."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = at.session_state["restore_job"] if "restore_job" in at.session_state else None
-        if job is not None and job.done:
-            at.run()  # the full run that draws the results
-            return
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-    raise AssertionError("the restore did not finish in time")
+    wait_for_page_job(at, "restore_job", "the restore", timeout)
 
 
-def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [h.value for h in at.header] + [h.value for h in at.subheader]
-    return "\n".join(str(p) for p in parts)
+def _texts(at) -> str:
+    return page_texts(at)
 
 
 def _new_page(**state) -> AppTest:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from diffusion_core import toy2d
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -301,14 +302,7 @@ def test_page_trains_and_shows_metrics():
 
 
 def _until(cond, timeout: float = 60.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
+    return until(cond, timeout)
 
 
 def test_compare_job_reports_live_samples_and_scores_the_models():

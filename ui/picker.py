@@ -6,10 +6,9 @@ import hashlib
 
 import streamlit as st
 
-from diffusion_core.app.settings import clamp_int
 from diffusion_core.media.decode import ImageLoadError, load_image
 from diffusion_core.media.samples import SAMPLES, list_samples, load_sample
-from diffusion_core.units import IMAGE_EXTS
+from diffusion_core.units import IMAGE_EXTS, clamp_int
 from ui.state import K_SAMPLE, K_SIZE, K_SOURCE, K_UPLOAD, K_UPLOAD_NAME, bind, init_state
 
 UPLOAD_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTS)

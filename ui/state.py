@@ -11,10 +11,9 @@ from typing import Any
 import streamlit as st
 
 from diffusion_core.app.forward import DEFAULT_STEP
-from diffusion_core.app.settings import clamp_int
 from diffusion_core.maths.schedules import T_DEFAULT, T_MAX, T_MIN, canonical_schedule
 from diffusion_core.media.samples import list_samples
-from diffusion_core.units import SEED_MAX
+from diffusion_core.units import SEED_MAX, clamp_int
 
 __all__ = ["K_SAMPLE", "K_SCHEDULE", "K_SEED", "K_SIZE", "K_SOURCE", "K_STEP", "K_T", "K_UPLOAD",
            "K_UPLOAD_NAME", "as_default", "bind", "init_state"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion_core.app.settings import choose, clamp_int, clamp_schedule, keep_known
+from diffusion_core.app.settings import choose, clamp_schedule, keep_known
 from diffusion_core.jobs.study import StudyJob
 from diffusion_core.maths.forward import sigma_at_step, step_for_sigma
 from diffusion_core.maths.samplers import SPECS
@@ -20,7 +20,7 @@ from diffusion_core.maths.schedules import Schedule
 from diffusion_core.system.device import device_label, pick_device
 from diffusion_core.tasks.pictures import fit_size
 from diffusion_core.tasks.steps_study import effective_steps, planned_calls
-from diffusion_core.units import MAX_STEPS, SEED_MAX, sigma_from_255
+from diffusion_core.units import MAX_STEPS, SEED_MAX, clamp_int, sigma_from_255
 
 SIZES = (32, 64, 96, 128, 192, 256)  # longest side of the copy that is measured
 NOISES = (10, 25, 50, 100, 200)  # sigma on the 0-255 scale

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core.app.settings import clamp_int, clamp_schedule
+from diffusion_core.app.settings import clamp_schedule
 from diffusion_core.maths.forward import draw_noise, mix_coefs, sigma_at_step, strip_steps, x_at_step
 from diffusion_core.maths.schedules import SCHEDULES, Schedule, canonical_schedule, make_schedule
 from diffusion_core.media.viz import strip_image
-from diffusion_core.units import SEED_MAX, sigma_to_255
+from diffusion_core.units import SEED_MAX, clamp_int, sigma_to_255
 
 DEFAULT_STEP = 250  # where a fresh session's slider starts (or T, if T is smaller)
 TINY = 1e-300  # keeps the signal-to-noise ratio finite at the last steps

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffusion_core.app.settings import choose, clamp_float, clamp_int
+from diffusion_core.app.settings import choose
 from diffusion_core.jobs.repair import DenoiseRequest, InpaintRequest, digest
 from diffusion_core.maths.forward import sigma_at_step
 from diffusion_core.media.masks import PRESETS, MaskError, load_mask, preset_mask
@@ -23,7 +23,7 @@ from diffusion_core.models.registry import ModelInfo, list_models
 from diffusion_core.tasks.blind import DENOISE_MODES, estimate_noise_sigma, noise_words, step_for_noise
 from diffusion_core.tasks.pictures import add_noise, fit_size
 from diffusion_core.tasks.restore import default_schedule
-from diffusion_core.units import SEED_MAX, sigma_from_255, sigma_to_255
+from diffusion_core.units import SEED_MAX, clamp_float, clamp_int, sigma_from_255, sigma_to_255
 
 REPAIR_SIZES = [64, 96, 128, 192, 256, 384, 512]
 SCHEDULE = default_schedule()  # the schedule the Add-noise page starts with (linear, T = 1000)

@@ -16,7 +16,7 @@ import torch
 
 from diffusion_core.app.forward import DEFAULT_STEP
 from diffusion_core.app.models import device_options, digit_models, photo_models, run_device
-from diffusion_core.app.settings import choose, clamp_float, clamp_int, clamp_schedule
+from diffusion_core.app.settings import choose, clamp_schedule
 from diffusion_core.jobs.restore import RestoreJob, planned_steps
 from diffusion_core.maths.forward import draw_noise, sigma_at_step, step_for_sigma, x_at_step
 from diffusion_core.maths.samplers import SPECS, get_sampler
@@ -32,7 +32,7 @@ from diffusion_core.media.export import (
 )
 from diffusion_core.models.registry import ModelInfo, list_models
 from diffusion_core.system.device import device_label
-from diffusion_core.units import MAX_STEPS, SEED_MAX, sigma_from_255, sigma_to_255
+from diffusion_core.units import MAX_STEPS, SEED_MAX, clamp_float, clamp_int, sigma_from_255, sigma_to_255
 
 MODE_RESTORE, MODE_GENERATE = "restore", "generate"
 MODES = (MODE_RESTORE, MODE_GENERATE)

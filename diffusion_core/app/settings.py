@@ -17,7 +17,7 @@ from diffusion_core.maths.schedules import (
     canonical_schedule,
     make_schedule,
 )
-from diffusion_core.units import clamp_float, clamp_int  # noqa: F401 (re-exported)
+from diffusion_core.units import clamp_int
 
 T = TypeVar("T")
 

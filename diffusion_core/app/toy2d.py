@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from diffusion_core import toy2d
-from diffusion_core.app.settings import clamp_int
 from diffusion_core.jobs.toy2d import CompareJob, SeedsJob
+from diffusion_core.units import clamp_int
 
 STEPS_MIN, STEPS_MAX = 20, 4000
 SEED_MAX = 1_000_000

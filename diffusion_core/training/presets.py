@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from diffusion_core.media.photos import bundled_photo_paths
 from diffusion_core.training.data import default_train400
 from diffusion_core.training.train import TrainConfig
-from diffusion_core.units import clamp_float, clamp_int  # noqa: F401 (re-exported)
+from diffusion_core.units import clamp_float, clamp_int
 
 DATASETS = {
     "digits": "Built-in handwritten digits",
