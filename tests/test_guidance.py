@@ -206,8 +206,29 @@ def test_cli_generate_unknown_label_is_a_clear_error(tiny_cond_model, capsys):
                  "--steps", "1", "--out", "/nonexistent/never.png"])
     err = capsys.readouterr().err
     assert code == 2 and "no class “cat”" in err and "0 (zero)" in err and "anything" in err
-    code = main(["generate", "--model", "digits", "--label", "7", "--n", "1", "--steps", "1"])
+    code = main(["generate", "--model", "natural", "--label", "7", "--n", "1", "--steps", "1"])
     assert code == 2 and "unconditional" in capsys.readouterr().err
+
+
+def test_cli_generate_digits_with_a_label_uses_the_conditional_sibling(tmp_path, capsys):
+    """The issue's own example: ``--model digits --label 7`` is served by digits_cond, and the
+    samples are sevens by the shipped classifier check's standard (here: the model's label
+    path was taken, and the grid has the asked size)."""
+    from PIL import Image
+
+    from diffusion_core.cli import main
+    from diffusion_core.models.labels import labelled_model
+
+    assert labelled_model("digits", {"conditional_variant": "digits_cond"}, "7") == "digits_cond"
+    assert labelled_model("digits", {"conditional_variant": "digits_cond"}, "anything") == "digits"
+    assert labelled_model("digits", {"conditional_variant": "digits_cond"}, None) == "digits"
+    assert labelled_model("x", {"classes": ["a"], "conditional_variant": "y"}, "a") == "x"
+    grid = tmp_path / "grid.png"
+    assert main(["generate", "--model", "digits", "--label", "7", "--guidance", "3", "--n", "4",
+                 "--steps", "2", "--seed", "0", "--out", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "digits_cond" in out and "label 7, guidance 3" in out
+    assert Image.open(grid).size == (2 + 2 * 34, 2 + 2 * 34)
 
 
 def test_cli_generate_help_explains_every_option(capsys):

@@ -29,7 +29,7 @@ from diffusion_core.media.convert import to_uint8
 from diffusion_core.media.decode import load_image
 from diffusion_core.media.export import run_summary, write_restore_animation
 from diffusion_core.media.viz import grid_image, strip_image
-from diffusion_core.models.labels import resolve_label, valid_labels
+from diffusion_core.models.labels import labelled_model, resolve_label, valid_labels
 from diffusion_core.models.registry import find_model, get_denoiser
 from diffusion_core.system.device import pick_device
 from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, write_json
@@ -114,6 +114,11 @@ def cmd_generate(a) -> int:
     if a.n < 1 or a.steps < 1:
         raise ValueError("--n and --steps must be at least 1")
     card = find_model(a.model).card
+    served = labelled_model(a.model, card, a.label)
+    if served != a.model:
+        print(f"model “{a.model}” is unconditional; its conditional sibling “{served}” draws "
+              f"label {a.label}")
+        a.model, card = served, find_model(served).card
     if a.list_labels:
         print("\n".join(valid_labels(card)) if card.get("classes") else
               f"model “{a.model}” is unconditional: it takes no label")

@@ -4,6 +4,9 @@ A conditional model's ``card.json`` has ``classes`` (the name of each label, by 
 "0" ... "9") and optionally ``class_words`` (another accepted name per label, e.g. "zero" ...
 "nine"). A request names a class by either, or by its index; "anything" (or an empty
 request) means no label: the model draws from all its classes.
+
+An unconditional model's card may name its conditional sibling (``conditional_variant``, e.g.
+``digits`` -> ``digits_cond``): a request for a class is then served by the sibling.
 """
 
 from __future__ import annotations
@@ -25,6 +28,20 @@ def is_conditional(card: dict) -> bool:
     return bool(class_names(card))
 
 
+def wants_label(text: str | int | None) -> bool:
+    """Whether a request names a class (not empty, not "anything")."""
+    return text is not None and str(text).strip().lower() not in ("", ANYTHING, "any")
+
+
+def labelled_model(name: str, card: dict, text: str | int | None) -> str:
+    """The model that serves a request for ``text``: ``name`` itself, or, when ``name`` is
+    unconditional and a class is asked for, the conditional sibling its card names."""
+    sibling = card.get("conditional_variant")
+    if wants_label(text) and not is_conditional(card) and sibling:
+        return str(sibling)
+    return name
+
+
 def valid_labels(card: dict) -> list[str]:
     """Every name a request may use, for messages: "0 (zero)", ..., and "anything"."""
     words = card.get("class_words") or []
@@ -39,7 +56,7 @@ def resolve_label(card: dict, text: str | int | None) -> int:
     """The label index a request names (-1 for "anything"); ValueError listing the valid
     names when the model has no such class or takes no labels."""
     names = class_names(card)
-    if text is None or str(text).strip().lower() in ("", ANYTHING, "any"):
+    if not wants_label(text):
         return -1
     if not names:
         raise ValueError(f"model “{card.get('name', '?')}” is unconditional: it takes no "
