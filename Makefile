@@ -32,12 +32,27 @@ chromium:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "chromium is missing and we are not root: browser tests will be skipped"; fi
 
+# A class on one machine without Docker: app replicas behind Debian's nginx with cookie
+# affinity (deploy/README.md). CLASS_ARGS, e.g. "--replicas 3 --host 0.0.0.0 --port 8080".
+.PHONY: class nginx
+class: install nginx
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "nginx is missing: install it (apt-get install nginx)"; exit 1; }
+	$(PY) -m deploy.local $(CLASS_ARGS)
+
+# nginx for `make class` and the deploy tests (tests/test_deploy.py skips without it).
+nginx:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then echo "nginx: present"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx; \
+	else echo "nginx is missing and we are not root: the deploy tests will be skipped"; fi
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/hadolint Dockerfile
 
-test: install-dev chromium lint
+test: install-dev chromium nginx lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The inner loop: unit and AppTest tests only, under 90 s on 2 cores. Browser, server and

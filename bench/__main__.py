@@ -6,7 +6,7 @@ bench/results/*.md and *.json.
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
 Parts: denoise, digits, generate (the conditional digits model), speed, app, load, preset,
-kill, inputs, toy2d, repair, inpaint (README.md).
+kill, inputs, toy2d, repair, inpaint, class (a class through nginx, deploy/) (README.md).
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ PARTS = {
                                               "--out", str(RESULTS / "generate_inpaint_quick"))),
     "app": script("app_bench.py", ("--quick", "--out", str(RESULTS / "app_quick"))),
     "load": script("load_bench.py", ("--config", "4x128x3", "--out", str(RESULTS / "load_quick.md"))),
+    "class": script("class_bench.py", ("--sessions", "4", "--steps", "3",
+                                       "--out", str(RESULTS / "class_quick.md"))),
     "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),
     "inputs": script("bad_inputs.py"),
     "kill": script("train_kill.py", ("--overrides", '{"steps": 600}',

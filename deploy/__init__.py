@@ -1,0 +1,1 @@
+"""Serving a class: deploy/compose.yaml (Docker) and deploy/local.py (without Docker)."""

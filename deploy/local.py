@@ -1,0 +1,285 @@
+"""A class on one machine without Docker: N ``streamlit run app.py`` replicas behind nginx.
+
+The same topology as deploy/compose.yaml, from Debian's nginx (``apt-get install nginx``) and
+the project's virtual environment::
+
+    .venv/bin/python -m deploy.local                    # 2 replicas behind http://127.0.0.1:8500
+    .venv/bin/python -m deploy.local --replicas 3 --host 0.0.0.0 --port 8080
+    .venv/bin/python -m deploy.local --print-config     # the nginx.conf it would use, then exit
+
+Ctrl-C (or SIGTERM) stops nginx and every replica. Everything it writes goes to the run
+directory (``--run-dir``, default runs/class/): the generated nginx.conf, nginx's access log
+(one line per request with its affinity key and the replica that answered), each replica's
+log and counters file.
+
+Each replica is told how many runs it may do at once (``DIFFUSION_LAB_MAX_RUNS``) and how many
+threads PyTorch may use per run (``OMP_NUM_THREADS``), so that replicas x runs x threads stays
+within the cores; the defaults fill the cores with one run per replica.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.live_server import LiveServer, free_port, is_healthy, live_server  # noqa: E402
+
+NGINX_DIR = ROOT / "deploy" / "nginx"
+DEFAULT_RUN_DIR = ROOT / "runs" / "class"
+DEFAULT_PORT = 8500
+AFFINITY_COOKIE = "lab_affinity"
+TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def cores() -> int:
+    """The CPUs this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the cores are shared: ``replicas`` processes, each running at most ``max_runs``
+    restores at once with ``threads`` PyTorch threads each."""
+
+    replicas: int
+    max_runs: int
+    threads: int
+    cores: int
+
+    @property
+    def busy_cores(self) -> int:
+        return self.replicas * self.max_runs * self.threads
+
+    @property
+    def fits(self) -> bool:
+        return self.busy_cores <= self.cores
+
+    def env(self) -> dict[str, str]:
+        t = str(self.threads)
+        return {"DIFFUSION_LAB_MAX_RUNS": str(self.max_runs), "OMP_NUM_THREADS": t,
+                "MKL_NUM_THREADS": t}
+
+    def describe(self) -> str:
+        return (f"{self.replicas} replicas x {self.max_runs} run(s) at once x {self.threads} "
+                f"thread(s) = {self.busy_cores} of {self.cores} cores")
+
+
+def make_plan(replicas: int = 2, max_runs: int | None = None, threads: int | None = None,
+              n_cores: int | None = None) -> Plan:
+    """Fill the gaps: one run per replica, and as many threads per run as the cores allow
+    (at least 1)."""
+    if replicas < 1:
+        raise ValueError("at least one replica")
+    n = n_cores or cores()
+    runs = max_runs if max_runs is not None else 1
+    if runs < 1:
+        raise ValueError("max_runs must be at least 1")
+    th = threads if threads is not None else max(1, n // (replicas * runs))
+    if th < 1:
+        raise ValueError("threads must be at least 1")
+    return Plan(replicas, runs, th, n)
+
+
+def upload_limit_mb(config: Path = ROOT / ".streamlit" / "config.toml") -> int:
+    """``server.maxUploadSize`` of the app's Streamlit settings (Streamlit's default: 200)."""
+    with open(config, "rb") as fh:
+        return int(tomllib.load(fh).get("server", {}).get("maxUploadSize", 200))
+
+
+def find_nginx() -> str | None:
+    """nginx on PATH, or where Debian puts it (/usr/sbin is not on every PATH)."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def nginx_conf(run_dir: Path, upstream_ports: list[int], port: int, host: str = "127.0.0.1",
+               as_root: bool | None = None) -> str:
+    """The whole nginx.conf of the local topology: nginx in the foreground, every file it
+    writes under ``run_dir``, the shared affinity rules and locations of deploy/nginx/."""
+    run_dir = Path(run_dir).resolve()
+    as_root = (os.geteuid() == 0) if as_root is None else as_root
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in upstream_ports)
+    temp = "\n".join(f"    {name}_temp_path {run_dir / 'tmp' / name};" for name in TEMP_DIRS)
+    # As root the master opens the logs, and the workers run as nobody: they only write the
+    # temporary files (large uploads), in directories handed to nobody (prepare_run_dir).
+    user = "user nobody nogroup;\n" if as_root else ""
+    return f"""# Generated by deploy/local.py for {len(upstream_ports)} replicas; do not edit.
+daemon off;
+master_process on;
+worker_processes 1;
+{user}pid {run_dir / 'nginx.pid'};
+error_log {run_dir / 'nginx-error.log'} warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+{temp}
+    include {NGINX_DIR / 'affinity.conf'};
+
+    upstream diffusion_lab {{
+        hash $lab_affinity_key consistent;
+{servers}
+    }}
+
+    server {{
+        listen {host}:{port};
+        access_log {run_dir / 'access.log'} lab_affinity;
+        include {NGINX_DIR / 'site.conf'};
+    }}
+}}
+"""
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in TEMP_DIRS:
+        d = run_dir / "tmp" / name
+        d.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(d, 65534, 65534)  # nobody:nogroup, nginx's workers
+
+
+def nginx_test(nginx: str, conf: Path) -> subprocess.CompletedProcess:
+    """``nginx -t`` on a generated config (error log under its own directory)."""
+    return subprocess.run([nginx, "-t", "-q", "-p", str(conf.parent), "-e",
+                           str(conf.parent / "nginx-error.log"), "-c", str(conf)],
+                          capture_output=True, text=True, timeout=30)
+
+
+@dataclass
+class Topology:
+    url: str
+    run_dir: Path
+    plan: Plan
+    replicas: list[LiveServer]
+    nginx: subprocess.Popen
+    access_log: Path
+    conf: Path
+    replica_ports: list[int] = field(default_factory=list)
+
+    def replica_of(self, upstream: str) -> int | None:
+        """Which replica (0-based) an nginx ``$upstream_addr`` such as 127.0.0.1:8601 is."""
+        for i, s in enumerate(self.replicas):
+            if upstream.strip() == s.url.removeprefix("http://"):
+                return i
+        return None
+
+    def alive(self) -> bool:
+        return self.nginx.poll() is None and all(s.proc.poll() is None for s in self.replicas)
+
+
+def _stop_nginx(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # fast shutdown: closes the websockets too
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def local_class(run_dir: Path = DEFAULT_RUN_DIR, plan: Plan | None = None,
+                port: int | None = None, host: str = "127.0.0.1",
+                env: dict[str, str] | None = None,
+                start_timeout: float = 120.0) -> Iterator[Topology]:
+    """Start the replicas, then nginx in front of them; stop everything on exit."""
+    nginx = find_nginx()
+    if nginx is None:
+        raise RuntimeError("nginx is not installed: `make class` installs it (apt-get install nginx)")
+    plan = plan or make_plan()
+    run_dir = Path(run_dir).resolve()
+    prepare_run_dir(run_dir)
+    port = port or free_port()
+    with ExitStack() as stack:
+        servers = []
+        for i in range(plan.replicas):
+            replica_env = dict(plan.env(), **(env or {}))
+            servers.append(stack.enter_context(
+                live_server(run_dir / f"replica{i}", replica_env, start_timeout)))
+        ports = [int(s.url.rsplit(":", 1)[1]) for s in servers]
+        conf = run_dir / "nginx.conf"
+        conf.write_text(nginx_conf(run_dir, ports, port, host))
+        access_log = run_dir / "access.log"
+        access_log.unlink(missing_ok=True)
+        checked = nginx_test(nginx, conf)
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx -t refused {conf}:\n{checked.stderr}")
+        with open(run_dir / "nginx.out", "wb") as out:
+            proc = subprocess.Popen([nginx, "-p", str(run_dir), "-e", str(run_dir / "nginx-error.log"),
+                                     "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+        stack.callback(_stop_nginx, proc)
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        deadline = time.monotonic() + 30
+        while not is_healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not answer at {url}; see {run_dir / 'nginx-error.log'}")
+            time.sleep(0.2)
+        yield Topology(url, run_dir, plan, servers, proc, access_log, conf, ports)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--max-runs", type=int, help="runs at once per replica (default 1)")
+    ap.add_argument("--threads", type=int, help="PyTorch threads per run (default: fill the cores)")
+    ap.add_argument("--host", default="127.0.0.1", help="address nginx listens on (0.0.0.0: the LAN)")
+    ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ap.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    ap.add_argument("--print-config", action="store_true",
+                    help="print the nginx.conf for replicas on ports 8601, 8602, ... and exit")
+    a = ap.parse_args(argv)
+    plan = make_plan(a.replicas, a.max_runs, a.threads)
+    if a.print_config:
+        print(nginx_conf(a.run_dir, [8601 + i for i in range(a.replicas)], a.port, a.host), end="")
+        return 0
+    print(f"plan: {plan.describe()}", flush=True)
+    if not plan.fits:
+        print("warning: more threads than cores; runs will slow each other down "
+              "(lower --max-runs or --threads)", file=sys.stderr)
+    def _interrupt(*_):  # SIGTERM unwinds like Ctrl-C: every process is stopped
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with local_class(a.run_dir, plan, a.port, a.host) as top:
+            for i, s in enumerate(top.replicas):
+                print(f"replica {i}: {s.url} (pid {s.pid}, log {s.log})", flush=True)
+            print(f"serving {top.url} (nginx pid {top.nginx.pid}, access log {top.access_log}); "
+                  "Ctrl-C stops", flush=True)
+            while top.alive():
+                time.sleep(1.0)
+            print("a process ended; stopping the rest", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        print("\nstopped", flush=True)
+        return 0
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
