@@ -6,7 +6,8 @@ bench/results/*.md and *.json.
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
 Parts: denoise, digits, generate (the conditional digits model), speed, app, load, preset,
-kill, inputs, toy2d, repair, inpaint, class (a class through nginx, deploy/) (README.md).
+kill, inputs, toy2d, repair, inpaint, class (a class through nginx, deploy/), estimates (the
+pages' run-time estimates against measured runs) (README.md).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ PARTS = {
                                               "--seeds", "2", "--gen-steps", "4",
                                               "--out", str(RESULTS / "generate_inpaint_quick"))),
     "app": script("app_bench.py", ("--quick", "--out", str(RESULTS / "app_quick"))),
+    "estimates": script("estimates.py", ("--repeats", "1", "--out", str(RESULTS / "estimates_quick"))),
     "load": script("load_bench.py", ("--config", "4x128x3", "--out", str(RESULTS / "load_quick.md"))),
     "class": script("class_bench.py", ("--sessions", "4", "--steps", "3",
                                        "--out", str(RESULTS / "class_quick.md"))),

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from diffusion_core.app.forward import ForwardView
+from diffusion_core.app.forward import STRIP_SHOWN_SIDE, ForwardView
 from diffusion_core.maths.schedules import SCHEDULE_NOTES, SCHEDULES, T_MAX, T_MIN
 from diffusion_core.media.viz import noise_display, png_bytes, to_display
 from diffusion_core.units import SEED_MAX
@@ -77,8 +77,8 @@ def detail():
         elif at.nearly_gone:
             st.info("Almost nothing of the picture is left: this is where generation starts.")
     d1, d2 = st.columns(2)
-    d1.plotly_chart(schedule_chart(view, at.step), width="stretch")
-    d2.plotly_chart(pixel_histogram_chart(at.x_t), width="stretch")
+    d1.vega_lite_chart(spec=schedule_chart(view, at.step), width="stretch")
+    d2.vega_lite_chart(spec=pixel_histogram_chart(at.x_t), width="stretch")
     st.caption(SCHEDULE_NOTES[view.schedule.name])
 
     st.subheader("Two schedules at the same step")
@@ -97,7 +97,6 @@ detail()
 
 # ---------------------------------------------------------------- strip + download
 st.subheader("Eight stages")
-strip = view.strip(8)
-st.image(strip, width="stretch")
-st.download_button("Download this strip (PNG)", png_bytes(strip), file_name=view.strip_file_name,
-                   mime="image/png")
+st.image(view.strip(8, max_side=STRIP_SHOWN_SIDE), width="stretch")
+st.download_button("Download this strip (PNG)", lambda: png_bytes(view.strip(8)),  # made on click
+                   file_name=view.strip_file_name, mime="image/png")

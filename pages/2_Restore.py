@@ -10,6 +10,7 @@ from diffusion_core.app.restore import (
     MODES,
     RestoreOutcome,
     RestoreRequest,
+    first_settings,
     model_choices,
     progress,
 )
@@ -18,7 +19,15 @@ from diffusion_core.media.viz import eps_display, error_display
 from diffusion_core.units import MAX_STEPS, SEED_MAX, sigma_to_255
 from ui.figures import metric_cards, restore_quality_chart, show
 from ui.job_watch import progress_with_stop, watch
-from ui.models import KEEP, device_select, model_select, run_button
+from ui.models import (
+    KEEP,
+    device_defaults,
+    device_select,
+    estimate_caption,
+    measured_speed,
+    model_select,
+    run_button,
+)
 from ui.nav import sidebar_nav
 from ui.picker import image_picker, show_notes
 from ui.session import session_alive_check
@@ -26,8 +35,9 @@ from ui.state import K_SCHEDULE, K_SEED, K_SIZE, K_STEP, K_T, as_default, bind, 
 
 st.set_page_config(page_title="Restore · Diffusion Lab", page_icon="✨", layout="wide")
 sidebar_nav()
-# a fresh session starts at 256 px here (the Add-noise page uses 512)
-init_state("restore", {K_SIZE: 256, "restore_steps": 25, "restore_sampler": "ddim", "restore_eta": 0.0})
+init_state("restore", {"restore_sampler": "ddim", "restore_eta": 0.0})
+# a first visit starts at the working size and steps that run in about 10 s on this computer
+device_defaults("restore", model_choices(MODE_RESTORE), first_settings, (K_SIZE, "restore_steps"))
 ss = st.session_state
 
 # ---------------------------------------------------------------- sidebar: setup
@@ -107,6 +117,7 @@ if req.planned < req.steps:
 b1, b2 = st.columns([1, 5])
 job = run_button(b1, "▶ Run", "restore_job", "restore_start_error", req.model, req.run_device,
                  lambda den: req.start(den, x0, alive=session_alive_check()))
+estimate_caption(b2, req.estimate(measured_speed(info, req.run_device), x0, info.channels))
 if job is None:
     b2.caption("Pick a picture and press Run. Fewer steps are faster; the page shows every "
                "step as it happens, and Stop keeps what has been computed so far.")
@@ -138,7 +149,7 @@ if job is not None and job.state == "failed":
     st.error(job.error)
 elif job is not None and job.done and job.result is None:
     st.info("Stopped before the run started: nothing was computed.")
-watch(lambda: ss.get("restore_job"), live_view, every=0.3, key="restore_job")
+watch(lambda: ss.get("restore_job"), live_view, every=1.0, key="restore_job")
 
 # ---------------------------------------------------------------- results
 if job is None or not job.done or job.result is None:

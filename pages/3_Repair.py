@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from diffusion_core.app.models import model_named
 from diffusion_core.app.repair import (
     DENOISE_INTRO,
     INPAINT_INTRO,
@@ -19,11 +20,14 @@ from diffusion_core.app.repair import (
     damage,
     denoise_pictures,
     denoise_request,
+    denoise_time,
     denoise_verdict,
+    first_settings,
     inpaint_pictures,
     inpaint_problem,
     inpaint_request,
     inpaint_table,
+    inpaint_time,
     manual_start,
     noisy_picture,
     read_noise,
@@ -39,7 +43,7 @@ from diffusion_core.system.device import device_label, pick_device
 from diffusion_core.tasks.blind import DENOISE_MODES
 from diffusion_core.tasks.pictures import damaged_view
 from diffusion_core.units import SEED_MAX
-from ui.models import model_select
+from ui.models import device_defaults, measured_speed, model_select
 from ui.nav import sidebar_nav
 from ui.picker import image_picker, show_notes
 from ui.repair_view import (
@@ -57,7 +61,8 @@ sidebar_nav()
 init_state("repair")
 ss = st.session_state
 K_FILL_JOB, K_CLEAN_JOB = "repair_inpaint_job", "repair_denoise_job"
-ss.setdefault("repair_size", 128)
+# a first visit starts at the size and steps that fill in damage in about 10 s on this computer
+device_defaults("repair", repair_models(), first_settings, ("repair_size", "repair_inpaint_steps"))
 painted: PaintedMask = ss.setdefault("repair_painted", PaintedMask())
 
 # ---------------------------------------------------------------- sidebar
@@ -72,6 +77,7 @@ models = repair_models()
 if models:
     model_select(st.sidebar, "repair_model", models, preferred="natural")
 x, seed, device = working_picture(x_full, ss["repair_size"]), seed_of(ss[K_SEED]), pick_device("auto")
+speed = measured_speed(model_named(models, ss.get("repair_model")), device)
 C, H, W = x.shape
 
 st.title("Repair: fill in damage, clean up noise")
@@ -112,7 +118,8 @@ with tab_fill:
              caption=f"The damage: {100 * mask_fraction(mask):.1f} % of the picture (white) is "
                      "filled in")
     with c3:
-        st.number_input("Steps", 5, 500, 50, step=5, key="repair_inpaint_steps",
+        st.number_input("Steps", 5, 500, step=5, key="repair_inpaint_steps",
+                        **as_default("repair_inpaint_steps", lo=5, hi=500),
                         help="How many times noise is removed on the way from pure noise to the "
                              "picture. More is slower.")
         st.number_input("Rounds of harmonising", 1, 10, 1, key="repair_resample",
@@ -138,7 +145,7 @@ with tab_fill:
                          "repair_inpaint_result", inpaint_live,
                          lambda: InpaintJob(request, device, alive=session_alive_check()),
                          problem is not None or not models, request.key,
-                         "press **Repair** to redo it with these.")
+                         "press **Repair** to redo it with these.", inpaint_time(request, speed))
     if out:
         if stopped_text(out, "fill-in"):
             st.warning(stopped_text(out, "fill-in"))
@@ -195,7 +202,8 @@ with tab_clean:
                               source=(kind, amount, seed))
     out = run_and_result("Clean it up", "repair_run_denoise", K_CLEAN_JOB, "repair_denoise_result",
                          denoise_live, lambda: DenoiseJob(request, device, alive=session_alive_check()),
-                         not models, request.key, "press **Clean it up** to redo it.")
+                         not models, request.key, "press **Clean it up** to redo it.",
+                         denoise_time(request, speed))
     if out:
         if out.get("note"):
             st.warning(out["note"])

@@ -25,7 +25,14 @@ from diffusion_core.app.toy2d import (
 from ui.job_watch import job_state, kept_result, watch
 from ui.nav import sidebar_nav
 from ui.session import session_alive_check
-from ui.toy2d_view import diffusion_panel, final_panels, live_panels, pick_points, seeds_live
+from ui.toy2d_view import (
+    LIVE_EVERY_S,
+    diffusion_panel,
+    final_panels,
+    live_panels,
+    pick_points,
+    seeds_live,
+)
 
 st.set_page_config(page_title="Why diffusion? · Diffusion Lab", page_icon="⚖️", layout="wide")
 sidebar_nav()
@@ -76,7 +83,7 @@ if b2.button(f"Run over {N_SEED_RUNS} seeds", key="toy2d_seeds_btn",
     st.rerun()
 
 # --------------------------------------------------------------------------- training
-watch(lambda: ss.get(K_JOB), live_panels, key="toy2d", when_done=True)
+watch(lambda: ss.get(K_JOB), live_panels, every=LIVE_EVERY_S, key="toy2d", when_done=True)
 if job is not None and job.state == "failed":
     st.error(f"Training failed: {job.error}")
 elif job is not None and job.state == "stopped":

@@ -15,6 +15,7 @@ from diffusion_core.app.create import (
     class_examples,
     create_models,
     final_grid_png,
+    first_steps,
     guidance_words,
     live_grids,
     opened_up,
@@ -26,7 +27,7 @@ from diffusion_core.app.create import (
 from diffusion_core.maths.samplers import SPECS
 from diffusion_core.units import SEED_MAX
 from ui.job_watch import progress_with_stop, watch
-from ui.models import KEEP, model_select, run_button
+from ui.models import KEEP, device_defaults, estimate_caption, measured_speed, model_select, run_button
 from ui.nav import sidebar_nav
 from ui.session import session_alive_check
 from ui.state import as_default, init_state
@@ -34,7 +35,9 @@ from ui.state import as_default, init_state
 st.set_page_config(page_title="Create · Diffusion Lab", page_icon="✏️", layout="wide")
 sidebar_nav()
 init_state("create", {"create_what": "7", "create_guidance": DEFAULT_GUIDANCE,
-                      "create_steps": 20, "create_sampler": "heun", "create_seed": 0})
+                      "create_sampler": "heun", "create_seed": 0})
+# a first visit starts with the steps that draw in about 10 s on this computer
+device_defaults("create", create_models(), first_steps, ("create_steps",))
 ss = st.session_state
 
 st.title("Create: ask for a digit")
@@ -78,6 +81,7 @@ job = run_button(b1, "▶ Create", "create_job", "create_start_error", req.model
                  req.run_device(), lambda den: req.start(den, alive=session_alive_check()),
                  key="create_run")
 b2.caption(req.summary())
+estimate_caption(b2, req.estimate(measured_speed(info, req.run_device())))
 
 
 # ---------------------------------------------------------------- live view

@@ -325,6 +325,42 @@ def test_compare_job_reports_live_samples_and_scores_the_models():
     assert alone["vae"].history == out["results"]["vae"].history
 
 
+def test_compare_job_publishes_the_live_view_at_snapshots_not_every_step():
+    """issue 21: the page's live plots change every few hundred steps (every 200 at the
+    defaults), not every step; the job trains with one PyTorch thread."""
+    from diffusion_core.app.toy2d import CompareRequest
+    from diffusion_core.jobs.toy2d import THREADS, CompareJob
+
+    defaults = CompareRequest.from_form({"toy2d_dataset": toy2d.DATASETS["ring"]})
+    assert defaults.steps == 2000 and defaults.budget.snapshot_every == 200
+
+    handed: list[tuple[dict, dict]] = []  # (steps, losses per model) at each hand-over
+    threads: set[int] = set()
+
+    class Watched(CompareJob):
+        def update(self, **fields):
+            if "steps" in fields:
+                handed.append((dict(fields["steps"]), {k: len(h.get("loss", h.get("generator", [])))
+                                                       for k, h in fields["history"].items()}))
+            super().update(**fields)
+
+        def _on_step(self, kind, step, losses, snapshot):
+            threads.add(torch.get_num_threads())
+            super()._on_step(kind, step, losses, snapshot)
+
+    job = Watched("ring", ("gan", "vae"), toy2d.Budget(steps=60, batch_size=32, snapshot_every=20),
+                  seed=1).start()
+    assert job.wait(120) and job.state == "done", job.error
+    assert threads == {THREADS} == {1}
+    assert len(handed) == 6  # 3 per model: steps 20, 40 and 60, never in between
+    for steps, losses in handed:
+        assert all(s in (0, 20, 40, 60) for s in steps.values()), steps
+        assert losses == steps  # every step's losses so far, no more, no fewer
+    snap = job.snapshot()
+    assert snap["steps"] == {"gan": 60, "vae": 60} and len(snap["history"]["vae"]["kl"]) == 60
+    assert snap["history"]["gan"] == job.result["results"]["gan"].history  # nothing lost
+
+
 def test_compare_job_stops_and_keeps_what_it_drew():
     from diffusion_core.jobs.toy2d import CompareJob
 

@@ -1,6 +1,10 @@
-"""Charts and pictures the pages draw: plotly figures made from library data, previews.
+"""Charts and pictures the pages draw: plotly figures and Vega-Lite specs made from library
+data, previews.
 
-Layout only: every number plotted here was computed in ``diffusion_core``.
+Layout only: every number plotted here was computed in ``diffusion_core``. The Add-noise
+page's two charts are Vega-Lite (``st.vega_lite_chart``), not Plotly: they are on screen at
+the page's first render, and Plotly's 4.7 MB script cost that render about 0.8 s in the
+browser (bench/results/app.md, page budgets).
 """
 
 from __future__ import annotations
@@ -31,31 +35,59 @@ def metric_cards(cards, columns) -> None:
 # ---------------------------------------------------------------- Add noise
 
 
-def schedule_chart(view: ForwardView, step: int) -> go.Figure:
-    """alpha-bar and log SNR against the step, with a marker at ``step``."""
+def schedule_chart(view: ForwardView, step: int) -> dict:
+    """alpha-bar (left axis) and log SNR (right axis) against the step, with a rule at
+    ``step``: a Vega-Lite spec."""
     ts, alpha_bar, log_snr = view.curves()
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ts, y=alpha_bar, name="ᾱ (signal left)"))
-    fig.add_trace(go.Scatter(x=ts, y=log_snr, name="log SNR", yaxis="y2"))
-    fig.add_vline(x=max(step, 1), line_color="#d33682")
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
-                      title=f"{view.schedule.name} schedule, T = {view.T}",
-                      xaxis_title="step", yaxis=dict(title="ᾱ", range=[0, 1.02]),
-                      yaxis2=dict(title="log SNR", overlaying="y", side="right"),
-                      legend=dict(orientation="h"))
-    return fig
+    rows = [{"step": int(t), "alpha_bar": round(float(a), 6), "log_snr": round(float(v), 4)}
+            for t, a, v in zip(ts, alpha_bar, log_snr, strict=True)]
+    x = {"field": "step", "type": "quantitative", "title": "step"}
+
+    def curve(field: str, title: str, colour: str, scale: dict | None = None) -> dict:
+        y = {"field": field, "type": "quantitative", "title": title, "axis": {"titleColor": colour}}
+        return {"mark": {"type": "line", "color": colour},
+                "encoding": {"x": x, "y": y | ({"scale": scale} if scale else {}),
+                             "tooltip": [{"field": "step", "type": "quantitative"},
+                                         {"field": field, "type": "quantitative", "title": title,
+                                          "format": ".4g"}]}}
+
+    return {
+        "title": f"{view.schedule.name} schedule, T = {view.T}", "height": 300,
+        "data": {"values": rows},
+        "layer": [
+            curve("alpha_bar", "ᾱ (signal left)", "#1f77b4", {"domain": [0, 1.02]}),
+            curve("log_snr", "log SNR", "#ff7f0e"),
+            {"data": {"values": [{"step": max(int(step), 1)}]},
+             "mark": {"type": "rule", "color": "#d33682", "strokeWidth": 2},
+             "encoding": {"x": {"field": "step", "type": "quantitative"}}},
+        ],
+        "resolve": {"scale": {"y": "independent"}},
+    }
 
 
-def pixel_histogram_chart(x) -> go.Figure:
-    """The pixel values of ``x`` against the standard normal density."""
+def pixel_histogram_chart(x) -> dict:
+    """The pixel values of ``x`` against the standard normal density: a Vega-Lite spec."""
     centres, dens = histogram(x)
+    half = float(centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.05
+    bars = [{"lo": round(float(c) - half, 4), "hi": round(float(c) + half, 4),
+             "density": round(float(d), 5)} for c, d in zip(centres, dens, strict=True)]
     v = np.linspace(-3.5, 3.5, 200)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=centres, y=dens, name="pixel values", marker_color="#9ecae1"))
-    fig.add_trace(go.Scatter(x=v, y=normal_pdf(v), name="N(0, 1)", line_color="#d62728"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), bargap=0,
-                      title="Pixel values against the bell curve", legend=dict(orientation="h"))
-    return fig
+    bell = [{"v": round(float(a), 4), "density": round(float(b), 5)}
+            for a, b in zip(v, normal_pdf(v), strict=True)]
+    y = {"field": "density", "type": "quantitative", "title": "density"}
+    return {
+        "title": "Pixel values against the bell curve", "height": 300,
+        "layer": [
+            {"data": {"values": bars}, "mark": {"type": "rect", "color": "#9ecae1"},
+             "encoding": {"x": {"field": "lo", "type": "quantitative", "title": "pixel value"},
+                          "x2": {"field": "hi"}, "y": y,
+                          "tooltip": [{"field": "lo", "title": "from", "format": ".2f"},
+                                      {"field": "hi", "title": "to", "format": ".2f"},
+                                      {"field": "density", "format": ".3f"}]}},
+            {"data": {"values": bell}, "mark": {"type": "line", "color": "#d62728"},
+             "encoding": {"x": {"field": "v", "type": "quantitative"}, "y": y}},
+        ],
+    }
 
 
 # ---------------------------------------------------------------- Restore

@@ -2,14 +2,42 @@
 
 Every page that starts a job (:mod:`diffusion_core.jobs`) keeps it somewhere (its session
 state, or the server-wide training slot) and calls :func:`watch` where the live view goes.
+
+The live view costs little: it is drawn when the job has news, not on a clock. The browser
+asks for a rerun of the fragment every :data:`TICK_S` seconds, but such requests queue behind
+a fragment run that is still going instead of interrupting it; each fragment run draws, then
+waits in the server without using the CPU (:func:`wait_for_news`) until the job has changed
+and ``every`` seconds have passed, or the job has ended (at once: the results follow without
+a polling delay), or :data:`QUIET_S` seconds passed without news. So a run that finishes a
+step every 40 ms is drawn every ``every`` seconds, a queued run about once a second, and the
+browser and the server leave the cores to the run in between (bench/results/live_cost.md).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
+
+TICK_S = 0.25  # the browser's rerun requests (they queue while a fragment run waits)
+QUIET_S = 1.0  # longest wait without news (a Stop click is answered within it)
+
+
+def wait_for_news(job, seen: int, drawn_at: float, every: float, quiet: float = QUIET_S,
+                  clock: Callable[[], float] = time.monotonic) -> bool:
+    """Wait until the live view should be drawn again: True when the job changed since
+    version ``seen`` and ``every`` seconds have passed since ``drawn_at`` (a ``clock()``
+    time), or the job is done (at once); False when ``max(every, quiet)`` seconds passed
+    without news."""
+    ready = drawn_at + every
+    while not job.done and (left := ready - clock()) > 0:  # too soon: only the end wakes us
+        job.wait_for_news(job.version, left)
+    if job.done:
+        return True
+    version = job.wait_for_news(seen, drawn_at + max(every, quiet) - clock())
+    return version != seen or job.done
 
 
 def job_state(job) -> tuple[Any, bool]:
@@ -17,9 +45,10 @@ def job_state(job) -> tuple[Any, bool]:
     return job, job is not None and not job.done
 
 
-def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: float = 0.3,
+def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: float = 0.5,
           key: str = "job", when_done: bool = False) -> None:
-    """Draw ``draw(job, snapshot)`` now and every ``every`` seconds while the job runs.
+    """Draw ``draw(job, snapshot)`` now and, while the job runs, again whenever it has news,
+    at most every ``every`` seconds (see the module's notes).
 
     When the job ends, the whole page reruns once (so that it can show the results, and the
     buttons that were disabled during the run come back); ``st.session_state[key +
@@ -29,8 +58,9 @@ def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: 
     job, running = job_state(get_job())
     if job is not None and job.done:  # this run of the whole page shows it
         st.session_state[f"{key}_announced"] = job.id
+    drawn: dict[str, Any] = {}  # the fragment's last drawing: job id, version, when
 
-    @st.fragment(run_every=every if running else None)
+    @st.fragment(run_every=TICK_S if running else None)
     def live() -> None:
         job = get_job()
         if job is None:
@@ -39,8 +69,17 @@ def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: 
             st.session_state[f"{key}_announced"] = job.id
             st.rerun()
         if not job.done or when_done:
-            draw(job, job.snapshot())
+            snap = job.snapshot()
+            draw(job, snap)
+            drawn.update(job=job.id, version=snap.get("version", 0), at=time.monotonic())
+        if not job.done and drawn.get("job") == job.id and not first[0]:
+            # a rerun of the fragment: wait here for what is worth drawing next
+            if wait_for_news(job, drawn["version"], drawn["at"], every, QUIET_S) and job.done:
+                st.session_state[f"{key}_announced"] = job.id
+                st.rerun()
+        first[0] = False
 
+    first = [True]  # the page's own run draws and goes on at once
     live()
 
 

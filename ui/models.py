@@ -7,16 +7,19 @@ shared by every page, session and thread); this module only puts a spinner aroun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
 
-from diffusion_core.app.models import device_options, device_text, model_named, open_model
+from diffusion_core.app.estimate import Estimate, default_budget_s, model_speed
+from diffusion_core.app.models import device_options, device_text, model_named, open_model, run_device
 from diffusion_core.app.settings import choose
+from diffusion_core.jobs.timing import Speed
 from diffusion_core.models.registry import ModelInfo, ModelLoadError
 from ui.job_watch import job_state
-from ui.state import as_default
+from ui.picker import suggest_size
+from ui.state import K_SIZE, as_default
 
 KEEP = "session"  # a page's own settings survive a trip to another page
 
@@ -27,6 +30,46 @@ def load_model(name: str, device):
     Raises :class:`ModelLoadError` with a sentence for the screen."""
     with st.spinner("Loading the model…"):
         return open_model(name, device)
+
+
+def measured_speed(info: ModelInfo | None, device) -> Speed | None:
+    """How fast ``info`` runs on ``device``: measured once per server (at its first load,
+    with a spinner), then kept; None without a model or where it cannot be loaded."""
+    if info is None:
+        return None
+    with st.spinner("Measuring how fast this computer runs the model (once)…"):
+        return model_speed(info, device)
+
+
+def device_defaults(page: str, models: Sequence[ModelInfo],
+                    pick: Callable[[Speed | None, float | None], Any],
+                    keys: Sequence[str]) -> None:
+    """The page's defaults for this computer: ``pick(speed of the page's first model on the
+    default device, the seconds budget)`` (one value, or one per key of ``keys``), chosen on
+    the page's first visit in a session and kept. Every run gives them to the keys that have
+    no value (a page's widgets forget theirs when the visitor leaves the page); a value the
+    session holds is never changed. The shared working size is offered once, on the first
+    visit (see :func:`ui.picker.suggest_size`)."""
+    ss = st.session_state
+    store = f"{page}_device_defaults"
+    first = store not in ss
+    if first:
+        budget = default_budget_s()
+        speed = measured_speed(models[0] if models else None, run_device("auto")) if budget else None
+        values = pick(speed, budget)
+        ss[store] = dict(zip(keys, values if len(keys) > 1 else (values,)))
+    for key, value in ss[store].items():
+        if key != K_SIZE:
+            ss.setdefault(key, value)
+        elif first:
+            suggest_size(value)
+
+
+def estimate_caption(container, estimate: Estimate | None) -> None:
+    """"About 4 s on this computer · CPU (2 threads)." beside a Run button (nothing when
+    not known)."""
+    if estimate is not None:
+        container.caption(f"{estimate.text[0].upper()}{estimate.text[1:]}.")
 
 
 def model_select(container, key: str, models: list[ModelInfo], preferred: str | None = None,

@@ -14,6 +14,9 @@ from ui.state import K_SAMPLE, K_SIZE, K_SOURCE, K_UPLOAD, K_UPLOAD_NAME, bind, 
 UPLOAD_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTS)
 SIZES = [128, 192, 256, 384, 512, 768, 1024]
 K_DIGEST, K_ERROR = "lab_upload_digest", "lab_upload_error"
+K_SIZE_CHOSEN = "lab_size_chosen"  # the working size changed since the slider was drawn
+K_SIZE_DRAWN = "lab_size_drawn"  # the working size the slider was last drawn with
+SHARED_FIRST_SIZE = 512  # the working size a session starts with (ui.state.init_state)
 UPLOAD_LABEL = "your upload"  # never the file's own name (it could be anything)
 
 
@@ -58,6 +61,24 @@ def _sample(max_side: int):
     return t, SAMPLES[name].title, notes
 
 
+def suggest_size(size: int) -> None:
+    """A page's working size for this device (on its first visit): it replaces the size a
+    session starts with, never a size the visitor chose or any other size already set."""
+    ss = st.session_state
+    if not ss.get(K_SIZE_CHOSEN) and ss.get(K_SIZE, SHARED_FIRST_SIZE) == SHARED_FIRST_SIZE:
+        ss[K_SIZE] = ss[K_SIZE_DRAWN] = int(size)
+
+
+def _size_slider(c) -> None:
+    """The working-size slider; a size that changed since it was last drawn was chosen (with
+    the slider, or set by code other than :func:`suggest_size`) and is never replaced."""
+    ss = st.session_state
+    if K_SIZE_DRAWN in ss and ss.get(K_SIZE) != ss[K_SIZE_DRAWN]:
+        ss[K_SIZE_CHOSEN] = True
+    c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE, SIZES))
+    ss[K_SIZE_DRAWN] = ss.get(K_SIZE)
+
+
 def image_picker(container=None, key: str = "picker"):
     """Sidebar widget: built-in sample or upload. Returns (tensor (C,H,W) in [-1,1], label,
     notes). A bad upload shows one clear message and the previous image stays in use; a
@@ -84,7 +105,7 @@ def image_picker(container=None, key: str = "picker"):
     else:
         slot.selectbox("Sample", samples, **bind(K_SAMPLE, samples, True),
                        format_func=lambda n: SAMPLES[n].title if n in SAMPLES else n)
-    c.select_slider("Working size (longest side, pixels)", SIZES, **bind(K_SIZE, SIZES))
+    _size_slider(c)
     max_side = clamp_int(ss[K_SIZE], 32, 1024, 512)
     if ss[K_SOURCE] == "upload" and ss.get(K_UPLOAD) is not None:
         try:

@@ -13,10 +13,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from diffusion_core.app.estimate import Estimate
 from diffusion_core.app.repair import PaintedMask, denoise_progress, inpaint_progress
 from diffusion_core.media.masks import mask_from_drawing, paint_grid, selection_mask
 from diffusion_core.media.viz import to_display
 from ui.job_watch import job_state, kept_result, progress_with_stop, watch
+from ui.models import estimate_caption
 
 HAS_CANVAS = importlib.util.find_spec("streamlit_drawable_canvas") is not None
 PAINT = np.array([230, 30, 30])
@@ -116,15 +118,18 @@ def job_outcome(job) -> None:
 
 
 def run_and_result(label: str, button_key: str, job_key: str, result_key: str, live, make_job,
-                   disabled: bool, settings_key, stale: str):
-    """The Run button of one tab, the live view while its job runs (with Stop), why a finished
-    job has nothing to show, and then the result kept for the tab (or None), under a "Result"
-    heading that says when it was made with other settings."""
+                   disabled: bool, settings_key, stale: str, estimate: Estimate | None = None):
+    """The Run button of one tab (with how long a run will take beside it), the live view
+    while its job runs (with Stop), why a finished job has nothing to show, and then the
+    result kept for the tab (or None), under a "Result" heading that says when it was made
+    with other settings."""
     ss = st.session_state
     _, running = job_state(ss.get(job_key))
-    if st.button(label, type="primary", key=button_key, disabled=disabled or running) and not running:
+    b1, b2 = st.columns([1, 3], vertical_alignment="center")
+    if b1.button(label, type="primary", key=button_key, disabled=disabled or running) and not running:
         ss[job_key] = make_job().start()
         st.rerun()  # redraw with the run going (the buttons disabled)
+    estimate_caption(b2, estimate)
     watch(lambda: ss.get(job_key), live, key=button_key.replace("_run", ""))
     job_outcome(ss.get(job_key))
     out = kept_result(job_key, result_key)

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffusion_core.app.estimate import Estimate, create_estimate, pick_default
 from diffusion_core.app.models import device_options, run_device
 from diffusion_core.app.settings import choose
 from diffusion_core.jobs.create import SWEEP, CreateJob, CreateResult
+from diffusion_core.jobs.timing import Speed
 from diffusion_core.maths.samplers import SPECS
 from diffusion_core.media.convert import from_uint8
 from diffusion_core.media.export import frames_gif
@@ -34,6 +36,10 @@ SIDE = 32  # the digits models draw 32 x 32
 STEPS_MIN, STEPS_MAX, DEFAULT_STEPS = 5, 100, 20
 GUIDANCE_MAX, DEFAULT_GUIDANCE = 10.0, 3.0
 DEFAULT_SAMPLER = "heun"
+SWEEP_N = 4  # pictures drawn again at each guidance strength of the sweep
+#: a first visit's steps, richest first: the first whose run (a digit asked for, guidance
+#: and sweep included) fits the budget (:func:`first_steps`); fixed without one
+DEFAULT_LADDER = (20, 15, 12, 10, 8, 6, 5)
 SHOW_SIDE = 256  # pictures on screen are enlarged to about this many pixels
 
 
@@ -41,6 +47,22 @@ def create_models(models: list[ModelInfo] | None = None) -> list[ModelInfo]:
     """The models that draw on request (their card lists classes), the shipped one first."""
     found = [m for m in (list_models() if models is None else models) if is_conditional(m.card)]
     return sorted(found, key=lambda m: (m.name != PREFERRED_MODEL, m.source != "shipped", m.name))
+
+
+def first_steps(speed: Speed | None, budget: float | None) -> int:
+    """Steps of a first visit: the most of :data:`DEFAULT_LADDER` whose default run (a
+    digit asked for, with the default sampler) is estimated within ``budget`` seconds on
+    ``speed``; :data:`DEFAULT_STEPS` without a speed or a budget."""
+    def seconds(steps: int) -> float:
+        return _estimate(speed, steps, DEFAULT_SAMPLER, guided=True).seconds
+
+    return pick_default(DEFAULT_LADDER, seconds, budget if speed else None, DEFAULT_STEPS)
+
+
+def _estimate(speed: Speed, steps: int, sampler: str, guided: bool) -> Estimate:
+    """A Create run: the grid, and the sweep when a label was asked for."""
+    return create_estimate(speed, GRID_N, SIDE, steps, sampler, guided,
+                           sweep=SWEEP if guided else (), sweep_n=SWEEP_N)
 
 
 def what_choices(info: ModelInfo) -> list[str]:
@@ -103,9 +125,15 @@ class CreateRequest:
     def start(self, denoiser, alive=None) -> CreateJob:
         """Start the run in the background (it queues when the server is busy)."""
         return CreateJob(denoiser, self.label, self.guidance, self.steps, self.sampler,
-                         self.seed, n=GRID_N, size=SIDE, device=self.run_device(),
+                         self.seed, n=GRID_N, size=SIDE, sweep=SWEEP, sweep_n=SWEEP_N,
+                         device=self.run_device(),
                          settings=self.widget_values() | {"model": self.model},
                          alive=alive).start()
+
+    def estimate(self, speed: Speed | None) -> Estimate | None:
+        """How long this run will take with ``speed`` (None: not known)."""
+        return None if speed is None else _estimate(speed, self.steps, self.sampler,
+                                                    guided=self.label >= 0)
 
     def summary(self) -> str:
         asked = (f"asked for **{what_text(self.what)}** with guidance {self.guidance:g}"

@@ -13,9 +13,14 @@ from diffusion_core.app.settings import clamp_schedule
 from diffusion_core.maths.forward import draw_noise, mix_coefs, sigma_at_step, strip_steps, x_at_step
 from diffusion_core.maths.schedules import SCHEDULES, Schedule, canonical_schedule, make_schedule
 from diffusion_core.media.viz import strip_image
+from diffusion_core.tasks.pictures import fit_size
 from diffusion_core.units import SEED_MAX, clamp_int, sigma_to_255
 
 DEFAULT_STEP = 250  # where a fresh session's slider starts (or T, if T is smaller)
+#: The page shows the eight stages at most this big (a strip about 2,100 px wide, more than a
+#: page column has pixels); the download is full size. At 512 px the strip was a 5.6 MB PNG
+#: that took 0.3 s to encode on every run of the page (and again for the download).
+STRIP_SHOWN_SIDE = 256
 TINY = 1e-300  # keeps the signal-to-noise ratio finite at the last steps
 
 
@@ -102,10 +107,15 @@ class ForwardView:
         return (np.arange(1, self.T + 1), self.schedule.alpha_bar,
                 np.clip(self.schedule.log_snr, -20, 20))
 
-    def strip(self, n: int = 8) -> Image.Image:
-        """``n`` stages from the picture (step 0) to pure noise (step T), captioned."""
+    def strip(self, n: int = 8, max_side: int | None = None) -> Image.Image:
+        """``n`` stages from the picture (step 0) to pure noise (step T), captioned; each
+        stage shrunk to ``max_side`` (antialiased, after the noise is mixed in, as a screen
+        shows it) when given."""
         steps = strip_steps(self.T, n)
-        return strip_image([self.at(s).x_t for s in steps], [f"step {s}" for s in steps])
+        frames = [self.at(s).x_t for s in steps]
+        if max_side:
+            frames = [fit_size(f, max_side) for f in frames]
+        return strip_image(frames, [f"step {s}" for s in steps])
 
     @property
     def strip_file_name(self) -> str:

@@ -15,12 +15,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffusion_core.app.estimate import Estimate, denoise_estimate, inpaint_estimate, pick_default
 from diffusion_core.app.settings import choose
 from diffusion_core.jobs.repair import DenoiseRequest, InpaintRequest, digest
+from diffusion_core.jobs.timing import Speed
 from diffusion_core.maths.forward import sigma_at_step
 from diffusion_core.media.masks import PRESETS, MaskError, load_mask, preset_mask
 from diffusion_core.models.registry import ModelInfo, list_models
-from diffusion_core.tasks.blind import DENOISE_MODES, estimate_noise_sigma, noise_words, step_for_noise
+from diffusion_core.tasks.blind import (
+    CLEAN_SIGMA_255,
+    DENOISE_MODES,
+    estimate_noise_sigma,
+    noise_words,
+    step_for_noise,
+)
 from diffusion_core.tasks.pictures import add_noise, fit_size
 from diffusion_core.tasks.restore import default_schedule
 from diffusion_core.units import SEED_MAX, clamp_float, clamp_int, sigma_from_255, sigma_to_255
@@ -31,6 +39,11 @@ MASK_SOURCES = {"preset": "Ready-made damage", "paint": "Paint the damage yourse
                 "upload": "Upload a mask"}
 NOISE_SOURCES = {"add": "Add known noise to the picture (to try it out)",
                  "noisy": "My picture is already noisy"}
+#: a first visit's (repair size, fill-in steps), richest first: the first whose fill-in (the
+#: tab a visitor sees first) fits the budget (:func:`first_settings`); fixed without one
+DEFAULT_LADDER = ((256, 50), (192, 50), (128, 50), (128, 30), (96, 30), (64, 20))
+FIXED_DEFAULTS = (128, 50)
+DEFAULT_JUMP, DEFAULT_RESAMPLE = 10, 1
 
 
 
@@ -51,6 +64,37 @@ DENOISE_INTRO = (
 def working_picture(x_full: torch.Tensor, size) -> torch.Tensor:
     """The picture shrunk so that its longest side is the repair size (32..1024)."""
     return fit_size(x_full, clamp_int(size, 32, 1024, 128))
+
+
+def first_settings(speed: Speed | None, budget: float | None) -> tuple[int, int]:
+    """(repair size, fill-in steps) of a first visit: the richest of :data:`DEFAULT_LADDER`
+    whose fill-in of a square colour picture is estimated within ``budget`` seconds on
+    ``speed``; the fixed defaults without a speed or a budget."""
+    def seconds(rung: tuple[int, int]) -> float:
+        size, steps = rung
+        return inpaint_estimate(speed, (3, size, size), steps, DEFAULT_JUMP,
+                                DEFAULT_RESAMPLE).seconds
+
+    return pick_default(DEFAULT_LADDER, seconds, budget if speed else None, FIXED_DEFAULTS)
+
+
+def inpaint_time(request: InpaintRequest, speed: Speed | None) -> Estimate | None:
+    """How long the fill-in of ``request`` will take (None: not known)."""
+    if speed is None:
+        return None
+    return inpaint_estimate(speed, request.image.shape, request.steps, request.jump,
+                            request.resample)
+
+
+def denoise_time(request: DenoiseRequest, speed: Speed | None) -> Estimate | None:
+    """How long the clean-up of ``request`` will take (None: not known). A picture with
+    less noise than the model removes is left as it is (no model call)."""
+    if speed is None:
+        return None
+    start = (step_for_noise(SCHEDULE, request.sigma)
+             if sigma_to_255(request.sigma) >= CLEAN_SIGMA_255 else 0)
+    return denoise_estimate(speed, request.noisy.shape, start, request.steps,
+                            request.mode == "one_shot", int8=request.int8)
 
 
 def seed_of(v) -> int:
@@ -116,8 +160,8 @@ def inpaint_request(x: torch.Tensor, mask: torch.Tensor, mask_source: str,
     ``repair_jump``, ``repair_eta``, ``repair_model``), clamped: widget bounds are not
     trusted."""
     return InpaintRequest(x, mask, clamp_int(form.get("repair_inpaint_steps"), 5, 500, 50),
-                          clamp_int(form.get("repair_resample"), 1, 10, 1),
-                          clamp_int(form.get("repair_jump"), 1, 50, 10),
+                          clamp_int(form.get("repair_resample"), 1, 10, DEFAULT_RESAMPLE),
+                          clamp_int(form.get("repair_jump"), 1, 50, DEFAULT_JUMP),
                           clamp_float(form.get("repair_eta"), 0.0, 1.0, 1.0), seed_of(seed),
                           form.get("repair_model") or "", bool(known), mask_source)
 

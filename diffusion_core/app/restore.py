@@ -14,10 +14,13 @@ from typing import Any
 
 import torch
 
+from diffusion_core.app.estimate import Estimate, pick_default, restore_estimate
 from diffusion_core.app.forward import DEFAULT_STEP
 from diffusion_core.app.models import device_options, digit_models, photo_models, run_device
 from diffusion_core.app.settings import choose, clamp_schedule
+from diffusion_core.jobs.base import thread_plan
 from diffusion_core.jobs.restore import RestoreJob, planned_steps
+from diffusion_core.jobs.timing import Speed
 from diffusion_core.maths.forward import draw_noise, sigma_at_step, step_for_sigma, x_at_step
 from diffusion_core.maths.samplers import SPECS, get_sampler
 from diffusion_core.maths.schedules import Schedule
@@ -32,6 +35,7 @@ from diffusion_core.media.export import (
 )
 from diffusion_core.models.registry import ModelInfo, list_models
 from diffusion_core.system.device import device_label
+from diffusion_core.tasks.restore import default_schedule
 from diffusion_core.units import MAX_STEPS, SEED_MAX, clamp_float, clamp_int, sigma_from_255, sigma_to_255
 
 MODE_RESTORE, MODE_GENERATE = "restore", "generate"
@@ -42,6 +46,11 @@ DIGIT_SIDE = 32  # a digits model draws 32 x 32
 DEFAULT_STEPS = 25
 DEFAULT_SAMPLER = "ddim"
 TYPICAL_NOISE_255 = 25  # a fresh session restores a typical noisy photo: sigma 25 of 255
+#: a first visit's (working size, steps), richest first: the first whose run fits the budget
+#: (:func:`first_settings`); the fixed defaults without one
+DEFAULT_LADDER = ((512, 25), (384, 25), (256, 25), (256, 20), (192, 20), (192, 15), (128, 15),
+                  (128, 10))
+FIXED_DEFAULTS = (256, DEFAULT_STEPS)
 
 #: (label, value, delta, help) of one number card on the page
 Card = tuple[str, str, "str | None", "str | None"]
@@ -60,6 +69,21 @@ def model_choices(mode: str, models: list[ModelInfo] | None = None) -> list[Mode
 def typical_step(schedule: Schedule) -> int:
     """The noise step of a typical noisy photo (:data:`TYPICAL_NOISE_255`)."""
     return step_for_sigma(schedule, sigma_from_255(TYPICAL_NOISE_255))
+
+
+def first_settings(speed: Speed | None, budget: float | None) -> tuple[int, int]:
+    """(working size, steps) of a first visit: the richest of :data:`DEFAULT_LADDER` whose
+    default run (restoring a square colour photo from a typical noise step with the default
+    sampler) is estimated within ``budget`` seconds on ``speed``; the fixed defaults
+    without a speed or a budget."""
+    start = typical_step(default_schedule())
+
+    def seconds(rung: tuple[int, int]) -> float:
+        size, steps = rung
+        return restore_estimate(speed, (3, size, size), start, steps, DEFAULT_SAMPLER,
+                                scored=True).seconds
+
+    return pick_default(DEFAULT_LADDER, seconds, budget if speed else None, FIXED_DEFAULTS)
 
 
 def follow_shared_step(own, seen, shared, schedule: Schedule) -> tuple[int, Any]:
@@ -161,6 +185,23 @@ class RestoreRequest:
     def run_device(self) -> torch.device:
         return run_device(self.device)
 
+    def run_shape(self, x0: torch.Tensor | None, channels: int) -> tuple[int, int, int]:
+        """(C, H, W) of the run with a model of ``channels``: the picture's (gray for a
+        one-channel model) when restoring; a digits model's 32 px or the size chosen when
+        generating."""
+        if self.restoring:
+            return (1 if channels == 1 else x0.shape[0], *x0.shape[1:])
+        side = DIGIT_SIDE if channels == 1 else self.gen_size
+        return (channels, side, side)
+
+    def estimate(self, speed: Speed | None, x0: torch.Tensor | None,
+                 channels: int) -> Estimate | None:
+        """How long this run will take with ``speed`` (None: not known)."""
+        if speed is None or (self.restoring and x0 is None):
+            return None
+        return restore_estimate(speed, self.run_shape(x0, channels), self.noise_step,
+                                self.steps, self.sampler, scored=self.restoring)
+
     def start_picture(self, x0: torch.Tensor) -> torch.Tensor:
         """Where a restore starts: ``x0`` noised to the noise step with the seed's noise."""
         return x_at_step(x0, draw_noise(x0.shape, self.seed), self.schedule, self.noise_step)
@@ -188,18 +229,15 @@ class RestoreRequest:
               alive: Callable[[], bool] | None = None) -> RestoreJob:
         """Start the run in the background (it queues if the server is busy)."""
         device = self.run_device
+        image = None
         if self.restoring:
             image = x0.mean(0, keepdim=True) if denoiser.channels == 1 and x0.shape[0] == 3 else x0
-            shape = tuple(image.shape)
-        else:
-            image = None
-            side = DIGIT_SIDE if denoiser.channels == 1 else self.gen_size
-            shape = (denoiser.channels, side, side)
+        shape = self.run_shape(image, denoiser.channels)
         settings = {"mode": self.mode, "model": self.model, "sampler": self.sampler,
                     "steps": self.steps, "noise_step": self.noise_step, "T": self.T,
                     "schedule": self.schedule.name, "eta": self.run_eta, "seed": self.seed,
                     "sigma": self.sigma, "size": list(shape[1:]), "image": self.image,
-                    "device": device_label(device)}
+                    "device": device_label(device, thread_plan())}
         return RestoreJob(denoiser, image, self.schedule, self.noise_step, self.steps,
                           sampler=self.sampler, seed=self.seed, eta=self.run_eta, device=device,
                           shape=shape, settings=settings, alive=alive).start()
@@ -214,7 +252,7 @@ def progress(snap: dict) -> tuple[float, str]:
     text = {"new": "Starting…",
             "waiting": "Waiting: another run is using the model; yours starts next."}.get(
         snap["state"], f"Step {i} of {n}" + (f" · noise step {latest['step']}" if latest else "")
-        + f" · {snap['elapsed']:.1f} s")
+        + f" · {snap['elapsed']:.1f} s" + (f" · on {snap['runs_on']}" if snap.get("runs_on") else ""))
     return min(i / n, 1.0), text
 
 

@@ -18,7 +18,9 @@ from diffusion_core.units import clamp_int
 STEPS_MIN, STEPS_MAX = 20, 4000
 SEED_MAX = 1_000_000
 N_SEED_RUNS = 10
-SNAPSHOTS_PER_RUN = 20
+#: The live view (samples and losses of each model) is redrawn this many times per run: every
+#: 200 steps at the default 2,000 (the job publishes at the snapshots, never per step).
+SNAPSHOTS_PER_RUN = 10
 N_TRAJECTORIES, N_PATHS_DRAWN = 300, 12
 COLOURS = {"gan": "#d62728", "wgan_gp": "#9467bd", "vae": "#1f77b4", "diffusion": "#2ca02c"}
 DEFAULT_DRAWN = "-1.5, 1.5\n1.5, 1.5\n0, 0\n-1.5, -1.5\n1.5, -1.5"

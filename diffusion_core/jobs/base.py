@@ -21,6 +21,13 @@ job shares:
   session still connected?); once it has answered False for ``grace_s`` seconds in a row
   (``DIFFUSION_LAB_ORPHAN_GRACE_S``, default 20) the job stops as if Stop had been pressed.
   The grace period lets a session that reconnects after a network blip keep its run.
+* **Threads.** A CPU run's worker thread sets its own PyTorch thread count from
+  :func:`thread_plan` (:mod:`diffusion_core.system.threads`: the cores this process may use
+  shared by the runs that may go at once, one left for the server and the browser;
+  ``DIFFUSION_LAB_TORCH_THREADS`` forces it). :attr:`Job.runs_on` says it in words.
+* **News.** Every :meth:`Job.update` and change of state counts up :attr:`Job.version` and
+  wakes :meth:`Job.wait_for_news`, so that a page can redraw when there is something new
+  instead of on a clock.
 * **Errors** become one sentence for the screen (:func:`friendly_error`), never a traceback.
 * **Counters** (:mod:`diffusion_core.system.counters`): ``<kind>_started``, ``<kind>_threads``
   (alive now), ``<kind>_done`` / ``_stopped`` / ``_failed`` and ``<kind>_abandoned``.
@@ -30,6 +37,7 @@ No streamlit here.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -40,6 +48,8 @@ from typing import Any
 import torch
 
 from diffusion_core.system import counters
+from diffusion_core.system.device import device_label
+from diffusion_core.system.threads import ThreadPlan, run_plan
 
 FINAL_STATES = ("done", "stopped", "failed")
 POLL_S = 0.2  # how often a queued job looks at its stop flag
@@ -62,6 +72,12 @@ def orphan_grace_s() -> float:
     except ValueError:
         return 20.0
     return v if v >= 0 else 20.0
+
+
+def thread_plan() -> ThreadPlan:
+    """The PyTorch threads a run in this server gets (the server shares the machine with
+    its own page reruns, and often with the browser)."""
+    return run_plan(max_concurrent_runs(), sharing=True)
 
 
 class SlotPool:
@@ -159,10 +175,14 @@ class Job:
         self.grace_s = orphan_grace_s() if grace_s is None else float(grace_s)
         self.abandoned = False  # stopped because the session went away
         self.cache: dict[str, Any] = {}  # for the page: things made once on demand
+        self.plan = thread_plan()
+        self.runs_on = device_label(self.device, self.plan)  # for people
+        self.version = 0  # counts the changes a page could show (see wait_for_news)
         self._gone_since: float | None = None
         self._slot_held = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._news = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name=f"{self.kind}-job-{self.id}",
                                         daemon=True)
 
@@ -199,6 +219,8 @@ class Job:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._lock:
+            self._changed()
 
     @property
     def stop_requested(self) -> bool:
@@ -219,6 +241,20 @@ class Job:
         with self._lock:
             for k, v in fields.items():
                 setattr(self, k, v)
+            self._changed()
+
+    def _changed(self) -> None:
+        """Count a change and wake the waiting pages (call with the lock held)."""
+        self.version += 1
+        self._news.notify_all()
+
+    def wait_for_news(self, seen: int, timeout: float) -> int:
+        """Wait (without using the CPU) until the job has changed since version ``seen`` or
+        is done, at most ``timeout`` seconds; returns the version now."""
+        with self._news:
+            self._news.wait_for(lambda: self.version != seen or self.done,
+                                max(float(timeout), 0.0))
+            return self.version
 
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of the progress for the page."""
@@ -226,7 +262,8 @@ class Job:
             now = self.finished or time.time()
             snap = {"state": self.state, "error": self.error,
                     "elapsed": now - (self.started or now),
-                    "stop_requested": self._stop.is_set()}
+                    "stop_requested": self._stop.is_set(), "version": self.version,
+                    "runs_on": self.runs_on}
             snap.update(self.progress())
         return snap
 
@@ -274,6 +311,7 @@ class Job:
             return True
         with self._lock:
             self.state = "waiting"
+            self._changed()
         while not self.should_stop():
             if take():
                 return True
@@ -296,7 +334,9 @@ class Job:
                     return
             with self._lock:
                 self.state, self.started = self.running_state, time.time()
-            stopped = self.work()
+                self._changed()
+            with self._threads():
+                stopped = self.work()
             if stopped is None:
                 stopped = self._stop.is_set() or self.abandoned
             final = "stopped" if stopped else "done"
@@ -313,6 +353,19 @@ class Job:
             with self._lock:
                 self.state, self.error, self.finished = final, error, time.time()
                 self.started = self.started or self.finished
+                self._changed()
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """This worker thread's PyTorch threads follow :attr:`plan` while the work runs (the
+        count is the calling thread's own; the default for threads that have not used torch
+        yet is put back afterwards)."""
+        before = torch.get_num_threads()  # (also gives this thread its starting count)
+        torch.set_num_threads(self.plan.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 class ReverseJob(Job):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from diffusion_core.system.threads import ThreadPlan, available_cores
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """CUDA, then Apple MPS, then CPU, unless a device is named."""
@@ -17,13 +19,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def device_label(device: torch.device) -> str:
-    """A short description for people: the GPU's name, or the CPU and its threads."""
+def device_label(device: torch.device, plan: ThreadPlan | None = None) -> str:
+    """A short description for people: the GPU's name, or the CPU with the threads of a run's
+    ``plan`` ("CPU, 1 thread of 2 (one left for the page)"), else with the cores this
+    process may use ("CPU (2 cores)": the same words from every thread, whatever thread
+    count a run has given itself meanwhile)."""
+    device = torch.device(device)
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    if plan is not None:
+        return f"CPU, {plan.words()}"
+    cores = available_cores()
+    return f"CPU ({cores} core{'s' if cores != 1 else ''})"
 
 
 def peak_rss_mb() -> float:

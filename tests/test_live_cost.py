@@ -1,0 +1,151 @@
+"""The live view draws when a job has news, not on a clock: the job's version and its waiting,
+the pacing of :func:`ui.job_watch.wait_for_news`, a page's own run never waiting, and the
+benchmark's helpers (bench/live_cost.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bench import live_cost
+from diffusion_core.jobs.base import Job
+from ui import job_watch
+from ui.job_watch import wait_for_news
+
+
+class Gated(Job):
+    """Reports a step each time the test opens its gate; ends when told to."""
+
+    kind = "newstest"
+    slots = None
+
+    def __init__(self):
+        super().__init__()
+        self.step_gate = threading.Semaphore(0)
+        self.finish = threading.Event()
+        self.i = 0
+
+    def progress(self):
+        return {"i": self.i}
+
+    def work(self):
+        while not self.finish.is_set():
+            if self.step_gate.acquire(timeout=0.01):
+                self.update(i=self.i + 1)
+        return False
+
+
+@pytest.fixture
+def job():
+    j = Gated().start()
+    assert _until(lambda: j.state == "running")
+    yield j
+    j.finish.set()
+    j.wait(10)
+
+
+def _until(cond, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
+
+
+def test_every_update_and_state_change_is_news(job):
+    v0 = job.snapshot()["version"]
+    job.step_gate.release()
+    assert _until(lambda: job.i == 1)
+    v1 = job.snapshot()["version"]
+    assert v1 == v0 + 1
+    assert job.wait_for_news(v0, timeout=0) == v1  # already newer: no waiting
+    job.stop()  # pressing Stop is news too
+    assert job.version == v1 + 1
+    job.finish.set()
+    assert job.wait(10)
+    assert job.snapshot()["version"] > v1 + 1  # and so is the end
+
+
+def test_waiting_for_news_returns_when_an_update_comes(job):
+    seen = job.version
+    threading.Timer(0.05, job.step_gate.release).start()
+    t0 = time.monotonic()
+    assert job.wait_for_news(seen, timeout=20) == seen + 1
+    assert time.monotonic() - t0 < 10  # woken by the update, not by the timeout
+
+
+def test_no_news_no_drawing(job):
+    """Nothing changed: the live view waits for the longest quiet time, then says so."""
+    seen, t0 = job.version, time.monotonic()
+    assert wait_for_news(job, seen, t0, every=0.05, quiet=0.3) is False
+    assert time.monotonic() - t0 >= 0.29
+    assert job.version == seen
+
+
+def test_news_is_drawn_no_sooner_than_every(job):
+    seen, t0 = job.version, time.monotonic()
+    job.step_gate.release()  # news at once ...
+    assert wait_for_news(job, seen, t0, every=0.3, quiet=30) is True
+    assert time.monotonic() - t0 >= 0.29  # ... drawn only once `every` has passed
+    assert time.monotonic() - t0 < 20  # and not held back until the quiet time
+
+
+def test_the_end_is_drawn_at_once(job):
+    seen, t0 = job.version, time.monotonic()
+    threading.Timer(0.05, job.finish.set).start()
+    assert wait_for_news(job, seen, t0, every=30, quiet=30) is True  # not held back by `every`
+    assert job.done and time.monotonic() - t0 < 20
+
+
+def _watch_script():
+    import streamlit as st
+
+    from ui.job_watch import watch
+
+    job = st.session_state["job"]
+    watch(lambda: job, lambda j, snap: st.write(f"drawn at version {snap['version']}"), every=30,
+          key="t")
+
+
+def test_the_pages_own_run_draws_once_and_never_waits(job, monkeypatch):
+    """A running job with no news: the page's run draws its live view once and goes on (the
+    waiting is only for the fragment's own reruns)."""
+    monkeypatch.setattr(job_watch, "QUIET_S", 60.0)
+    at = AppTest.from_function(_watch_script, default_timeout=20)
+    at.session_state["job"] = job
+    t0 = time.monotonic()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert time.monotonic() - t0 < 15  # it did not wait for the 60 s of quiet
+    drawn = [m.value for m in at.markdown if m.value.startswith("drawn at")]
+    assert drawn == [f"drawn at version {job.version}"]
+
+
+# ---------------------------------------------------------------- the benchmark's helpers
+
+
+def test_bench_env_and_table():
+    assert live_cost.env_for("auto", "default") == {}
+    assert live_cost.env_for("1", "avx2") == {"DIFFUSION_LAB_TORCH_THREADS": "1",
+                                               "OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2"}
+    row = {"label": "after", "capability": "avx2", "threads": "2", "torch": "AVX2, 2 threads",
+           "settings": {"size": 256, "steps": 25}, "runs_on": "CPU, 2 threads of 2",
+           "page_s": 2.6, "page_sampling_s": 2.1, "cli_sampling_s": 2.0, "cli_wall_s": 3.5,
+           "ratio": 1.3, "ratio_wall": 0.74, "server_cpu_s": 4.0, "browser_cpu_s": 0.5,
+           "media_fetches": 8, "same_psnr": True, "load_avg": [0.4, 0.5, 0.6]}
+    line = live_cost.table([row]).splitlines()[-1]
+    assert "AVX2 (emulated" in line and "| **1.30×** |" in line and "| 256, 25 |" in line
+    assert line.count("|") == live_cost.table([row]).splitlines()[0].count("|")
+
+
+def test_bench_defaults_match_the_page():
+    from diffusion_core.app.restore import DEFAULT_SAMPLER, typical_step
+    from diffusion_core.maths.schedules import make_schedule
+
+    d = live_cost.page_defaults()
+    assert d["sampler"] == DEFAULT_SAMPLER and d["seed"] == 0
+    assert d["t"] == typical_step(make_schedule(d["schedule"], d["T"]))
