@@ -8,10 +8,11 @@ import threading
 import time
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from bench import live_cost
-from diffusion_core.jobs.base import Job
+from diffusion_core.jobs.base import Job, set_default_threads
 from ui import job_watch
 from ui.job_watch import wait_for_news
 
@@ -115,6 +116,8 @@ def test_the_pages_own_run_draws_once_and_never_waits(job, monkeypatch):
     """A running job with no news: the page's run draws its live view once and goes on (the
     waiting is only for the fragment's own reruns)."""
     monkeypatch.setattr(job_watch, "QUIET_S", 60.0)
+    monkeypatch.setattr(job_watch, "_page_threads_set", [])  # as in a fresh server process
+    set_default_threads(2)
     at = AppTest.from_function(_watch_script, default_timeout=20)
     at.session_state["job"] = job
     t0 = time.monotonic()
@@ -123,6 +126,12 @@ def test_the_pages_own_run_draws_once_and_never_waits(job, monkeypatch):
     assert time.monotonic() - t0 < 15  # it did not wait for the 60 s of quiet
     drawn = [m.value for m in at.markdown if m.value.startswith("drawn at")]
     assert drawn == [f"drawn at version {job.version}"]
+    # and from now on, threads that start using torch (the page's reruns) use one thread
+    seen: list[int] = []
+    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    assert seen == [1]
 
 
 # ---------------------------------------------------------------- the benchmark's helpers

@@ -11,6 +11,11 @@ and ``every`` seconds have passed, or the job has ended (at once: the results fo
 a polling delay), or :data:`QUIET_S` seconds passed without news. So a run that finishes a
 step every 40 ms is drawn every ``every`` seconds, a queued run about once a second, and the
 browser and the server leave the cores to the run in between (bench/results/live_cost.md).
+
+The page's own work (previews, the reruns) computes with one PyTorch thread: the first
+:func:`watch` makes that the default for threads that start using torch later. A page's
+OpenMP team that sits idle while a run computes with several threads makes each of the run's
+parallel steps slower (see :meth:`diffusion_core.jobs.base.Job._threads`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from typing import Any
 
 import streamlit as st
 
+from diffusion_core.jobs.base import set_default_threads
+
 TICK_S = 0.25  # the browser's rerun requests (they queue while a fragment run waits)
 QUIET_S = 1.0  # longest wait without news (a Stop click is answered within it)
+_page_threads_set: list[bool] = []  # the one-thread default is set (once per process)
 
 
 def wait_for_news(job, seen: int, drawn_at: float, every: float, quiet: float = QUIET_S,
@@ -55,6 +63,9 @@ def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: 
     "_announced"]`` remembers which job that was done for, and a full run of the page marks a
     finished job as shown at once. ``when_done``: keep drawing the live view of a finished job
     too (else only the results below show it)."""
+    if not _page_threads_set:
+        set_default_threads(1)
+        _page_threads_set.append(True)
     job, running = job_state(get_job())
     if job is not None and job.done:  # this run of the whole page shows it
         st.session_state[f"{key}_announced"] = job.id

@@ -88,7 +88,7 @@ class ThreadPlan:
         t = f"{self.threads} thread{'s' if self.threads != 1 else ''} of {self.cores}"
         if self.forced_by:
             return f"{t} (set by {self.forced_by})"
-        why = [f"{self.runs} runs at once"] if self.runs > 1 else []
+        why = [f"up to {self.runs} runs at once"] if self.runs > 1 else []
         if self.reserved:
             why.append("one left for the page")
         return t + (f" ({', '.join(why)})" if why else "")
