@@ -5,9 +5,10 @@ bench/results/*.md and *.json.
     python -m bench --only denoise  # one part
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
-Parts: denoise, digits, generate (the conditional digits model), speed, app, load, preset,
-kill, inputs, toy2d, repair, inpaint, class (a class through nginx, deploy/), estimates (the
-pages' run-time estimates against measured runs) (README.md).
+Parts: denoise, digits, generate (the conditional digits model), speed, app, load, live (what
+watching a run costs, bench/live_cost.py), preset, kill, inputs, toy2d, repair, inpaint, class
+(a class through nginx, deploy/), estimates (the pages' run-time estimates against measured
+runs) (README.md).
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ PARTS = {
     "app": script("app_bench.py", ("--quick", "--out", str(RESULTS / "app_quick"))),
     "estimates": script("estimates.py", ("--repeats", "1", "--out", str(RESULTS / "estimates_quick"))),
     "load": script("load_bench.py", ("--config", "4x128x3", "--out", str(RESULTS / "load_quick.md"))),
+    "live": script("live_cost.py",
+                   ("--threads", "1", "--reps", "1", "--out", str(RESULTS / "live_cost_quick")),
+                   ("--threads", "2", "1", "auto", "--capability", "default", "avx2")),
     "class": script("class_bench.py", ("--sessions", "4", "--steps", "3",
                                        "--out", str(RESULTS / "class_quick.md"))),
     "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),

@@ -195,10 +195,10 @@ def page_run(browser, server: LiveServer, size: int | None = None,
         page.set_default_timeout(timeout_s * 1000)
         page.goto(server.url + "/Restore")
         page.get_by_role("button", name="▶ Run", exact=True).wait_for()
-        page.get_by_text("where the run starts").wait_for()
+        page.get_by_text("where the run starts").first.wait_for()
         if size:
             set_working_size(page, size)
-            page.get_by_text("where the run starts").wait_for()
+            page.get_by_text("where the run starts").first.wait_for()
         page.wait_for_timeout(500)  # let the first render settle
         settings = page_settings(page)
         steps = settings["steps"]
@@ -302,6 +302,42 @@ def measure(browser, threads: str, capability: str, reps: int, d: dict,
 
 # ---------------------------------------------------------------- the table
 
+#: what the profile of a watched run showed, and what changed (the table measures the result)
+NOTES = """## Where the time went, and what changed
+
+* **The live view redrew on a clock.** The fragment reran every 0.3 s whether or not a step
+  had finished. Each redraw costs Chromium (software rendering) about 0.1 s of CPU here: about
+  35 ms for any fragment rerun, 23 ms for the progress bar's animation, 45 ms for the two
+  pictures (their size barely matters: 128 px and 384 px cost the same), so watching took a
+  third of a core. The server's part was small (a rerun draws in about 20 ms; the GIL was
+  held by other threads in few samples, py-spy `--gil`). Now (`ui/job_watch.py`) each
+  fragment run draws, then waits in the server without CPU for the job's next news
+  (`Job.wait_for_news`): redrawn at most every `every` seconds (1 s on the Restore page),
+  at once when the run ends (no polling delay before the result), after 1 s of quiet
+  otherwise. The browser's rerun requests (every 0.25 s) queue behind a waiting fragment
+  run instead of interrupting it.
+* **Torch threads.** A 2-thread run shares 2 cores with the server and the browser: every
+  other busy moment stalls its whole OpenMP team. Runs now take their threads from a plan
+  (`diffusion_core/system/threads.py`: the cores this process may use, shared by
+  `DIFFUSION_LAB_MAX_RUNS` runs, one core left for the page; `DIFFUSION_LAB_TORCH_THREADS`
+  or `OMP_NUM_THREADS` force it), set in the run's own thread, shown on screen.
+* **An idle OpenMP team slows a run's team.** 25 DDIM steps at 256 px with 2 threads in a
+  worker thread: 0.75 s when no other thread had used torch, 1.26-1.37 s once another
+  thread owned an (idle) 2-thread team, 0.87-0.95 s in the main thread; no difference with
+  1 thread. The page's reruns used to compute with 2 threads and kept such a team alive
+  during the run; they now use one (`set_default_threads(1)` from the first `watch`, and
+  from any run with several threads).
+* **The bench's own waiting.** Playwright's `wait_for` polls on every animation frame,
+  which kept Chromium busy and inflated the first *before* figures (2 threads, 256 px: 2.46 s
+  page time against 1.79 s measured the quiet way used in every row below).
+* **What stays.** With the run on every core (2 threads forced) the page still pays about
+  0.3 s to draw the result after the run and 15-25 % on the sampling while Chromium and the
+  server share the cores; one thread leaves a core to them and costs 7-11 % in all. On this
+  CPU one thread is slower in absolute terms (the `auto` rows: 6.3-6.7 s against 4.2-4.4 s
+  with 2 threads forced), because the lighter live view now leaves the second core mostly
+  idle; the issue's laptop measured the opposite under a busy second core.
+"""
+
 
 def _f(v, fmt: str = "{:.2f}") -> str:
     return "–" if v is None else fmt.format(v)
@@ -327,10 +363,21 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _order(r: dict) -> tuple:
+    """Rows by CPU kernels, working size (largest first), threads (2, 1, auto), before/after."""
+    caps, threads = list(CAPABILITIES), ["2", "1", "auto"]
+    return (caps.index(r["capability"]) if r["capability"] in caps else len(caps),
+            -r["settings"]["size"], threads.index(r["threads"]) if r["threads"] in threads else 9,
+            r["label"] != "before", r["label"])
+
+
 def write(out: Path, results: list[dict], d: dict) -> None:
+    results = sorted(results, key=_order)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"defaults": d, "results": results}, indent=1))
-    cmd = results[-1]["cli_command"] if results else ""
+    cmd = next((r["cli_command"] for r in results if r["label"] != "before"), "")
+    cmd = re.sub(r"\S*/site-packages/skimage/data/", "SKIMAGE_DATA/", cmd)  # the sample's file
+    cmd = re.sub(r"/tmp/[^/ ]+/", "OUT/", cmd)
     text = (
         "# What watching a run costs: the Restore page live against the command line\n\n"
         "`flock /tmp/bench.lock .venv/bin/python -m bench.live_cost --label L --threads N ... "
@@ -363,7 +410,7 @@ def write(out: Path, results: list[dict], d: dict) -> None:
         f"{platform.python_version()}. Load average (1 min) at the end of each configuration; "
         "other helpers' work shared these 2 cores during some rows (a load above ~2 beyond "
         "the bench's own), so the lead reruns this table on a quiet machine.\n\n"
-        + table(results) + "\n"
+        + table(results) + "\n\n" + NOTES
     )
     out.with_suffix(".md").write_text(text)
 
