@@ -123,6 +123,7 @@ class InpaintJob(_RepairJob):
             self.i, self.n, self.sigma_255 = i + 1, n, sigma_to_255(info.sigma)
             if shown is not None:
                 self.preview = shown
+            self._changed()
 
     def work(self) -> bool:
         r = self.request

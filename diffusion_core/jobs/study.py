@@ -43,6 +43,7 @@ class StudyJob(ReverseJob):
             self.current = None if info.phase == "reference" else (info.sampler, info.steps)
             if info.row is not None:
                 self.rows.append(info.row)
+            self._changed()
 
     def work(self) -> None:
         rows = sampler_vs_steps(self.denoiser, self.image, self.schedule, self.step,

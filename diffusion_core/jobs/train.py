@@ -146,6 +146,7 @@ class TrainingJob(Job):
             self.elapsed_s = info.elapsed_s
             if preview is not None:
                 self.preview, self.preview_step = preview, info.step
+            self._changed()
 
     def work(self) -> bool:
         prev_threads = torch.get_num_threads()
