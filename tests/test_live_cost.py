@@ -145,9 +145,14 @@ def test_bench_env_and_table():
            "settings": {"size": 256, "steps": 25}, "runs_on": "CPU, 2 threads of 2",
            "page_s": 2.6, "page_sampling_s": 2.1, "cli_sampling_s": 2.0, "cli_wall_s": 3.5,
            "ratio": 1.3, "ratio_wall": 0.74, "server_cpu_s": 4.0, "browser_cpu_s": 0.5,
-           "media_fetches": 8, "same_psnr": True, "load_avg": [0.4, 0.5, 0.6]}
-    line = live_cost.table([row]).splitlines()[-1]
-    assert "AVX2 (emulated" in line and "| **1.30×** |" in line and "| 256, 25 |" in line
+           "media_fetches": 8, "same_psnr": True, "load_avg": [0.4, 0.5, 0.6],
+           # three back-to-back pairs: 2.6/2.0, 2.4/2.0 and 5.0/2.5 (a slow spell hit both)
+           "rows": [{"page": {"seconds": p}, "cli": {"sampling_s": c}}
+                    for p, c in ((2.6, 2.0), (2.4, 2.0), (5.0, 2.5))]}
+    assert live_cost.pair_ratio(row) == pytest.approx(1.3)  # the median of 1.3, 1.2, 2.0
+    assert live_cost.pair_ratio({"rows": []}) is None
+    line = live_cost.table([row | {"ratio": 1.4}]).splitlines()[-1]
+    assert "AVX2 (emulated" in line and "| **1.30×** | 1.40× |" in line and "| 256, 25 |" in line
     assert line.count("|") == live_cost.table([row]).splitlines()[0].count("|")
 
 

@@ -109,6 +109,8 @@ def test_live_progress_and_stop_keeps_the_partial_result(user_models_dir):
     assert not at.exception, [e.message for e in at.exception]
     assert len(at.get("progress")) == 1
     assert any("what the model thinks" in c for im in at.image for c in im.captions)
+    if job.plan.leaves_core:  # (the auto plan leaves a core on 2 or more)
+        assert not any("Redrawn every" in c.value for c in at.caption)
     try:
         at.button(key=f"restore_stop_{job.id}").click().run()
         assert job.wait(60)
@@ -137,3 +139,20 @@ def test_a_failed_run_shows_one_message(user_models_dir):
     assert not at.exception, [e.message for e in at.exception]
     assert [e.value for e in at.error] == [job.error]
     assert "ran out of memory" in job.error
+
+
+def test_a_run_on_every_core_says_its_live_view_redraws_less_often(user_models_dir, monkeypatch):
+    from diffusion_core.system.threads import BUSY_REDRAW_S, ENV_THREADS, available_cores
+
+    monkeypatch.setenv(ENV_THREADS, str(available_cores()))
+    at = _new_page(restore_steps=400, restore_step=800)
+    at.button[0].click().run()
+    job = at.session_state["restore_job"]
+    try:
+        assert not job.plan.leaves_core
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert any(f"Redrawn every {BUSY_REDRAW_S:.0f} s" in c.value for c in at.caption)
+    finally:
+        job.stop()
+        job.wait(60)

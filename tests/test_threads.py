@@ -12,6 +12,7 @@ from diffusion_core.app.restore import progress
 from diffusion_core.jobs.base import Job, thread_plan
 from diffusion_core.system.device import device_label
 from diffusion_core.system.threads import (
+    BUSY_REDRAW_S,
     ENV_FALLBACK,
     ENV_THREADS,
     ThreadPlan,
@@ -19,6 +20,7 @@ from diffusion_core.system.threads import (
     cgroup_cpu_limit,
     forced_threads,
     plan_threads,
+    redraw_every,
     run_plan,
 )
 
@@ -130,3 +132,24 @@ def test_the_plan_shows_in_the_restore_progress_line():
     frac, text = progress(snap)
     assert text == "Step 3 of 25 · 1.2 s · on CPU, 1 thread of 2 (one left for the page)"
     assert frac == pytest.approx(3 / 25)
+
+
+@pytest.mark.parametrize("plan, on_cpu, expected", [
+    (ThreadPlan(1, 2, 1, 1), True, 1.0),  # a core left for the page: its own interval
+    (ThreadPlan(2, 2, 1, 0, forced_by=ENV_THREADS), True, BUSY_REDRAW_S),  # every core taken
+    (ThreadPlan(4, 4, 1, 0), True, BUSY_REDRAW_S),  # nothing shares the machine
+    (ThreadPlan(3, 4, 1, 1), True, 1.0),
+    (ThreadPlan(2, 2, 1, 0), False, 1.0),  # a GPU run leaves the cores alone
+    (None, True, 1.0),
+])
+def test_live_views_redraw_less_when_a_run_takes_every_core(plan, on_cpu, expected):
+    assert redraw_every(plan, 1.0, on_cpu=on_cpu) == expected
+    assert redraw_every(plan, 5.0, on_cpu=on_cpu) == 5.0  # never more often than asked
+
+
+def test_a_job_redraws_by_its_own_plan_and_device(monkeypatch):
+    monkeypatch.setenv(ENV_THREADS, str(available_cores()))
+    assert _Counting().redraw_every(0.5) == BUSY_REDRAW_S
+    monkeypatch.setenv(ENV_THREADS, "1")
+    job = _Counting()
+    assert job.redraw_every(0.5) == (0.5 if job.plan.cores > 1 else BUSY_REDRAW_S)

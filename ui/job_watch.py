@@ -11,6 +11,9 @@ and ``every`` seconds have passed, or the job has ended (at once: the results fo
 a polling delay), or :data:`QUIET_S` seconds passed without news. So a run that finishes a
 step every 40 ms is drawn every ``every`` seconds, a queued run about once a second, and the
 browser and the server leave the cores to the run in between (bench/results/live_cost.md).
+A CPU run that takes every core (its thread count forced to the number of cores) is redrawn
+less often, at least every :data:`~diffusion_core.system.threads.BUSY_REDRAW_S` seconds
+(:meth:`diffusion_core.jobs.base.Job.redraw_every`), and the live view says so.
 
 The page's own work (previews, the reruns) computes with one PyTorch thread: the first
 :func:`watch` makes that the default for threads that start using torch later. A page's
@@ -79,13 +82,17 @@ def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: 
         if job.done and st.session_state.get(f"{key}_announced") != job.id:
             st.session_state[f"{key}_announced"] = job.id
             st.rerun()
+        interval = job.redraw_every(every) if hasattr(job, "redraw_every") else every
         if not job.done or when_done:
             snap = job.snapshot()
             draw(job, snap)
+            if not job.done and interval > every:
+                st.caption(f"Redrawn every {interval:.0f} s: this run computes with every core "
+                           "of this computer, and each redraw would take one from it.")
             drawn.update(job=job.id, version=snap.get("version", 0), at=time.monotonic())
         if not job.done and drawn.get("job") == job.id and not first[0]:
             # a rerun of the fragment: wait here for what is worth drawing next
-            if wait_for_news(job, drawn["version"], drawn["at"], every, QUIET_S) and job.done:
+            if wait_for_news(job, drawn["version"], drawn["at"], interval, QUIET_S) and job.done:
                 st.session_state[f"{key}_announced"] = job.id
                 st.rerun()
         first[0] = False

@@ -49,7 +49,7 @@ import torch
 
 from diffusion_core.system import counters
 from diffusion_core.system.device import device_label
-from diffusion_core.system.threads import ThreadPlan, run_plan
+from diffusion_core.system.threads import ThreadPlan, redraw_every, run_plan
 
 FINAL_STATES = ("done", "stopped", "failed")
 POLL_S = 0.2  # how often a queued job looks at its stop flag
@@ -231,6 +231,12 @@ class Job:
         self._stop.set()
         with self._lock:
             self._changed()
+
+    def redraw_every(self, every: float) -> float:
+        """How often a live view should redraw this job (see
+        :func:`diffusion_core.system.threads.redraw_every`): ``every`` seconds unless it
+        computes on the CPU with every core."""
+        return redraw_every(self.plan, every, on_cpu=not on_accelerator(self.device))
 
     @property
     def stop_requested(self) -> bool:

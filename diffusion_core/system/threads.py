@@ -83,6 +83,11 @@ class ThreadPlan:
     reserved: int  # cores left for the server and the browser
     forced_by: str | None = None  # the environment variable that set the number
 
+    @property
+    def leaves_core(self) -> bool:
+        """Whether a run with this plan leaves at least one core to the server and browser."""
+        return self.threads < self.cores
+
     def words(self) -> str:
         """For people: "1 thread of 2 (one left for the page)"."""
         t = f"{self.threads} thread{'s' if self.threads != 1 else ''} of {self.cores}"
@@ -112,3 +117,17 @@ def run_plan(runs: int = 1, sharing: bool = True, cores: int | None = None,
     if forced is None:
         return plan
     return ThreadPlan(forced[0], plan.cores, plan.runs, 0, forced_by=forced[1])
+
+
+BUSY_REDRAW_S = 3.0  # a live view's redraw interval when a CPU run takes every core
+
+
+def redraw_every(plan: ThreadPlan | None, every: float, on_cpu: bool = True) -> float:
+    """How often a page should redraw its live view of a run: ``every`` seconds, or at least
+    :data:`BUSY_REDRAW_S` when the run computes on the CPU with every core (``plan`` leaves
+    none). Each redraw then takes a core away from the run for a moment, and a parallel step
+    waits for its slowest thread: redrawn every second, a 2-thread run on 2 cores took
+    about 1.45x its command-line time, every 3 s about 1.2-1.3x (bench/results/live_cost.md)."""
+    if plan is None or not on_cpu or plan.leaves_core:
+        return float(every)
+    return max(float(every), BUSY_REDRAW_S)
