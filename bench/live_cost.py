@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,19 +154,27 @@ def metric_value(page, label: str) -> str | None:
     return card.first.locator("[data-testid='stMetricValue']").inner_text()
 
 
-RESULT_SHOWN = """([caption, timeoutMs]) => new Promise((resolve, reject) => {
-  const shown = () => [...document.querySelectorAll('h2')].some(
-      h => h.textContent.startsWith('The result'))
-    && [...document.querySelectorAll('[data-testid="stImageCaption"]')].some(
-      c => c.textContent.includes(caption));
+def shown_when(condition: str) -> str:
+    """A page function ``([arg, timeoutMs]) => Promise`` that resolves once the JavaScript
+    ``condition`` (it may use ``arg``) holds, checked at every change of the page (a
+    MutationObserver, no polling), and rejects after ``timeoutMs``."""
+    return """([arg, timeoutMs]) => new Promise((resolve, reject) => {
+  const shown = () => (CONDITION);
   if (shown()) return resolve(true);
   const watcher = new MutationObserver(() => {
     if (shown()) { watcher.disconnect(); clearTimeout(timer); resolve(true); }
   });
-  const timer = setTimeout(() => { watcher.disconnect(); reject(new Error('no result')); },
+  const timer = setTimeout(() => { watcher.disconnect(); reject(new Error('not shown')); },
                            timeoutMs);
   watcher.observe(document.body, {childList: true, subtree: true, characterData: true});
-})"""
+})""".replace("CONDITION", condition)
+
+
+# the result: its heading and the restored picture's caption (arg)
+RESULT_SHOWN = shown_when(
+    "[...document.querySelectorAll('h2')].some(h => h.textContent.startsWith('The result'))"
+    " && [...document.querySelectorAll('[data-testid=\"stImageCaption\"]')].some("
+    "c => c.textContent.includes(arg))")
 
 
 def page_settings(page) -> dict:
@@ -343,13 +352,25 @@ NOTES = """## Where the time went, and what changed
   changes. The page's own overhead outside the sampling is small: Run click to the job's
   start 0.07-0.12 s; from the last step to the result on screen about 0.3 s (the page's
   script reaches the restored picture 45 ms after it starts).
-* **What stays.** One thread leaves a core to the server and the browser and costs about
-  10 % in all; it is what the app picks by itself on 2 cores (`auto`). On this CPU one
-  thread is slower in absolute terms than two forced (the `auto` rows against the `2`
-  rows), because the lighter live view now leaves the second core mostly idle; the issue's
-  laptop measured the opposite under a busy second core. A profile of the sampler thread
-  (py-spy, 512 px) shows the per-step PSNR and SSIM of the quality chart at about 30 % of
-  its samples, in the page and the command line alike: the next candidate for less work.
+* **Stop.** A click waits for the live view's wait between redraws to end, so with redraws
+  every 3 s a Stop took up to 2.65 s to show (median 1.77 s, 2 threads). The wait now
+  looks every 0.1 s for a click waiting behind it (`ui/job_watch.py`, `click_waiting`) and
+  ends at once: median 0.59 s with 2 threads, 0.47 s with 1 (bench/results/stop_latency.md).
+* **What stays.** With a run forced onto both cores the page still pays 15-35 %: the
+  2-thread rows at the default 512 px, in three runs of this bench with the code of the
+  *quiet* rows (5, 5 and 12 repetitions), came to 1.16x, 1.24x and 1.18x with the default
+  kernels and 1.30x, 1.32x and 1.31x with ATen's AVX2 kernels (the table keeps the 12-
+  repetition run). Part of it is not the page at all: the same restore as a page job in a
+  worker thread, with nobody watching, took 3.7-4.0 s against 3.4-3.7 s in the main thread
+  (one process, back to back). At 256 px the run is about a second, and the fixed part
+  (0.07-0.12 s to start, about 0.3 s to show the result) makes 1.5x. One thread leaves a
+  core to the server and the browser and costs 3-16 %; it is what the app picks by itself
+  on 2 cores (`auto`). On this CPU one thread is slower in absolute terms than two forced
+  (the `auto` rows against the `2` rows), because the lighter live view now leaves the
+  second core mostly idle; the issue's laptop measured the opposite under a busy second
+  core. A profile of the sampler thread (py-spy, 512 px) shows the per-step PSNR and SSIM of
+  the quality chart at about 30 % of its samples, in the page and the command line alike:
+  the next candidate for less work.
 """
 
 
@@ -442,6 +463,25 @@ def write(out: Path, results: list[dict], d: dict) -> None:
     out.with_suffix(".md").write_text(text)
 
 
+def stored_results(out: Path) -> list[dict]:
+    """The results kept in ``out``'s JSON file so far (none without it)."""
+    stored = out.with_suffix(".json")
+    return json.loads(stored.read_text())["results"] if stored.exists() else []
+
+
+@contextmanager
+def chromium_browser():
+    """Debian's Chromium, headless, driven by Playwright (closed afterwards)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.live_cost", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -457,25 +497,18 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         print("Debian chromium is needed (make chromium)", file=sys.stderr)
         return 2
-    from playwright.sync_api import sync_playwright
-
     d = page_defaults()
-    stored = a.out.with_suffix(".json")
-    results = json.loads(stored.read_text())["results"] if stored.exists() else []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            for cap in a.capability:
-                for threads in a.threads:
-                    print(f"{a.label}: {cap} kernels, threads {threads} …", flush=True)
-                    r = measure(browser, threads, cap, a.reps, d, a.size) | {"label": a.label}
-                    key = (a.label, cap, threads, r["settings"]["size"])
-                    results = [x for x in results if (x["label"], x["capability"], x["threads"],
-                                                      x["settings"]["size"]) != key] + [r]
-                    print(table([r]).splitlines()[-1], flush=True)
-                    write(a.out, results, d)
-        finally:
-            browser.close()
+    results = stored_results(a.out)
+    with chromium_browser() as browser:
+        for cap in a.capability:
+            for threads in a.threads:
+                print(f"{a.label}: {cap} kernels, threads {threads} …", flush=True)
+                r = measure(browser, threads, cap, a.reps, d, a.size) | {"label": a.label}
+                key = (a.label, cap, threads, r["settings"]["size"])
+                results = [x for x in results if (x["label"], x["capability"], x["threads"],
+                                                  x["settings"]["size"]) != key] + [r]
+                print(table([r]).splitlines()[-1], flush=True)
+                write(a.out, results, d)
     print(f"wrote {a.out.with_suffix('.md')}")
     bad = [r for r in results if not r["same_psnr"] or r["exceptions"]]
     return 1 if bad else 0

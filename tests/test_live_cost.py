@@ -4,6 +4,7 @@ benchmark's helpers (bench/live_cost.py)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -102,6 +103,64 @@ def test_the_end_is_drawn_at_once(job):
     assert job.done and time.monotonic() - t0 < 20
 
 
+@pytest.mark.parametrize("news", [False, True])
+def test_a_click_ends_the_wait_at_once(job, news):
+    """A Stop click waits for the fragment's run to end: the wait notices it within a slice
+    (the test's bound is loose: a slow machine may take longer, never the 30 s waits)."""
+    seen, t0 = job.version, time.monotonic()
+    if news:
+        job.step_gate.release()
+    clicked = threading.Event()
+    threading.Timer(0.2, clicked.set).start()
+    assert wait_for_news(job, seen, t0, every=30, quiet=30, interrupted=clicked.is_set) is False
+    assert 0.19 <= time.monotonic() - t0 < 20
+    assert not job.done
+
+
+def _pending(requests_setup):
+    from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequests
+
+    requests = ScriptRequests()
+    requests_setup(requests)
+    return requests
+
+
+def _rerun(**kw):
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+    return lambda r: r.request_rerun(RerunData(**kw))
+
+
+def _button_pressed():
+    from streamlit.proto.WidgetStates_pb2 import WidgetStates
+
+    states = WidgetStates()
+    w = states.widgets.add()
+    w.id, w.trigger_value = "stop-button", True
+    return states
+
+
+@pytest.mark.parametrize("setup, waiting", [
+    (lambda r: None, False),  # nothing pending
+    (_rerun(fragment_id="live", is_auto_rerun=True), False),  # the fragment's own timer
+    (lambda r: _rerun(fragment_id="live", widget_states=_button_pressed())(r), True),  # Stop
+    (_rerun(), True),  # a rerun of the whole page (another widget, a navigation)
+    (lambda r: r.request_stop(), True),  # the session is closing
+])
+def test_which_pending_requests_end_a_wait(monkeypatch, setup, waiting):
+    from types import SimpleNamespace
+
+    from streamlit.runtime.scriptrunner_utils import script_run_context
+
+    from ui.job_watch import click_waiting
+
+    ctx = SimpleNamespace(script_requests=_pending(setup))
+    monkeypatch.setattr(script_run_context, "get_script_run_ctx", lambda *a, **k: ctx)
+    assert click_waiting() is waiting
+    monkeypatch.setattr(script_run_context, "get_script_run_ctx", lambda *a, **k: None)
+    assert click_waiting() is False  # no script run here: never an early end
+
+
 def _watch_script():
     import streamlit as st
 
@@ -163,3 +222,17 @@ def test_bench_defaults_match_the_page():
     d = live_cost.page_defaults()
     assert d["sampler"] == DEFAULT_SAMPLER and d["seed"] == 0
     assert d["t"] == typical_step(make_schedule(d["schedule"], d["T"]))
+
+
+def test_stop_bench_table(tmp_path):
+    from bench import stop_latency
+
+    rows = [{"label": "after", "threads": "2", "median_s": 0.594, "max_s": 0.7, "reps": 5,
+             "load_avg": [1.5, 1.0, 1.0]},
+            {"label": "before", "threads": "2", "median_s": 1.77, "max_s": 2.65, "reps": 5,
+             "load_avg": [2.2, 1.0, 1.0]}]
+    stop_latency.write(tmp_path / "stop", rows)
+    md = (tmp_path / "stop.md").read_text()
+    assert md.index("| before | 2 | **1.77** | 2.65 | 5 | 2.20 |") \
+        < md.index("| after | 2 | **0.59** | 0.70 | 5 | 1.50 |")  # before first
+    assert json.loads((tmp_path / "stop.json").read_text())["results"][0]["label"] == "before"

@@ -8,9 +8,12 @@ asks for a rerun of the fragment every :data:`TICK_S` seconds, but such requests
 a fragment run that is still going instead of interrupting it; each fragment run draws, then
 waits in the server without using the CPU (:func:`wait_for_news`) until the job has changed
 and ``every`` seconds have passed, or the job has ended (at once: the results follow without
-a polling delay), or :data:`QUIET_S` seconds passed without news. So a run that finishes a
-step every 40 ms is drawn every ``every`` seconds, a queued run about once a second, and the
-browser and the server leave the cores to the run in between (bench/results/live_cost.md).
+a polling delay), or :data:`QUIET_S` seconds passed without news, or the visitor clicked
+something (:func:`click_waiting`, noticed within :data:`ANSWER_S`: a click is handled only
+when the fragment's run ends, so a Stop would otherwise wait up to ``every`` seconds). So a
+run that finishes a step every 40 ms is drawn every ``every`` seconds, a queued run about
+once a second, and the browser and the server leave the cores to the run in between
+(bench/results/live_cost.md).
 A CPU run that takes every core (its thread count forced to the number of cores) is redrawn
 less often, at least every :data:`~diffusion_core.system.threads.BUSY_REDRAW_S` seconds
 (:meth:`diffusion_core.jobs.base.Job.redraw_every`), and the live view says so.
@@ -32,23 +35,61 @@ import streamlit as st
 from diffusion_core.jobs.base import set_default_threads
 
 TICK_S = 0.25  # the browser's rerun requests (they queue while a fragment run waits)
-QUIET_S = 1.0  # longest wait without news (a Stop click is answered within it)
+QUIET_S = 1.0  # longest wait without news
+ANSWER_S = 0.1  # how soon a waiting fragment run notices a click (it then ends at once)
 _page_threads_set: list[bool] = []  # the one-thread default is set (once per process)
 
 
 def wait_for_news(job, seen: int, drawn_at: float, every: float, quiet: float = QUIET_S,
-                  clock: Callable[[], float] = time.monotonic) -> bool:
+                  clock: Callable[[], float] = time.monotonic,
+                  interrupted: Callable[[], bool] | None = None) -> bool:
     """Wait until the live view should be drawn again: True when the job changed since
     version ``seen`` and ``every`` seconds have passed since ``drawn_at`` (a ``clock()``
     time), or the job is done (at once); False when ``max(every, quiet)`` seconds passed
-    without news."""
+    without news, or at once (within :data:`ANSWER_S`) when ``interrupted()`` says that the
+    visitor is waiting (a click: it is handled when this run of the fragment ends)."""
+    def slice_(left: float) -> float:
+        return min(left, ANSWER_S) if interrupted is not None else left
+
+    def click() -> bool:
+        return interrupted is not None and interrupted()
+
     ready = drawn_at + every
     while not job.done and (left := ready - clock()) > 0:  # too soon: only the end wakes us
-        job.wait_for_news(job.version, left)
+        if click():
+            return False
+        job.wait_for_news(job.version, slice_(left))
     if job.done:
         return True
-    version = job.wait_for_news(seen, drawn_at + max(every, quiet) - clock())
-    return version != seen or job.done
+    end = drawn_at + max(every, quiet)
+    while not job.done and job.version == seen and (left := end - clock()) > 0:
+        if click():
+            return False
+        job.wait_for_news(seen, slice_(left))
+    return job.version != seen or job.done
+
+
+def click_waiting() -> bool:
+    """Whether the visitor has done something that waits for this script run to end: a
+    click on a button (a Stop), another widget changed, or the session closing. The
+    fragment's own timer reruns do not count. Reads Streamlit's pending request (its
+    internals, as pinned in requirements.txt); False if they are not there."""
+    try:
+        from streamlit.runtime.scriptrunner_utils import script_requests as sr
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        requests = get_script_run_ctx().script_requests
+        state, data = requests._state, requests._rerun_data
+        if state == sr.ScriptRequestType.STOP:
+            return True
+        if state != sr.ScriptRequestType.RERUN:
+            return False
+        if not data.fragment_id_queue or data.is_fragment_scoped_rerun:
+            return True  # a rerun of the whole page
+        widgets = data.widget_states.widgets if data.widget_states is not None else []
+        return any(sr._has_active_trigger_value(w) for w in widgets)
+    except Exception:  # noqa: BLE001 - another Streamlit: no early answer, nothing breaks
+        return False
 
 
 def job_state(job) -> tuple[Any, bool]:
@@ -92,7 +133,8 @@ def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: 
             drawn.update(job=job.id, version=snap.get("version", 0), at=time.monotonic())
         if not job.done and drawn.get("job") == job.id and not first[0]:
             # a rerun of the fragment: wait here for what is worth drawing next
-            if wait_for_news(job, drawn["version"], drawn["at"], interval, QUIET_S) and job.done:
+            if wait_for_news(job, drawn["version"], drawn["at"], interval, QUIET_S,
+                             interrupted=click_waiting) and job.done:
                 st.session_state[f"{key}_announced"] = job.id
                 st.rerun()
         first[0] = False
