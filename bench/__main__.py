@@ -6,9 +6,9 @@ bench/results/*.md and *.json.
     python -m bench --quick         # fewer images, for a smoke run (writes *_quick files)
 
 Parts: denoise, digits, generate (the conditional digits model), speed, app, load, live (what
-watching a run costs, bench/live_cost.py), stop (how soon Stop answers), preset, kill, inputs,
-toy2d, repair, inpaint, class (a class through nginx, deploy/), estimates (the pages' run-time
-estimates against measured runs) (README.md).
+watching a run costs, bench/live_cost.py), noise (what slows a run on every core), stop (how
+soon Stop answers), preset, kill, inputs, toy2d, repair, inpaint, class (a class through
+nginx, deploy/), estimates (the pages' run-time estimates against measured runs) (README.md).
 """
 
 from __future__ import annotations
@@ -113,6 +113,8 @@ PARTS = {
     "stop": script("stop_latency.py", ("--threads", "1", "--reps", "2",
                                        "--out", str(RESULTS / "stop_latency_quick")),
                    ("--threads", "2", "1")),
+    "noise": script("thread_noise.py", ("--size", "128", "--reps", "1",
+                                        "--out", str(RESULTS / "thread_noise_quick"))),
     "class": script("class_bench.py", ("--sessions", "4", "--steps", "3",
                                        "--out", str(RESULTS / "class_quick.md"))),
     "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),

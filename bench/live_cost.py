@@ -341,17 +341,19 @@ NOTES = """## Where the time went, and what changed
   page time against 1.79 s measured the quiet way used in every row below).
 * **A run on every core is hurt by short bursts of other work** (the *quiet* rows' session,
   2 threads forced, 512 px, 5 repetitions each, medians): the Restore page redrawn every
-  1 s took 1.45x the command line; with no redraw at all during the run 1.30x; with no
-  redraw and every CSS animation switched off 1.27x. Outside the app, a 2-thread restore
-  took 3.59 s alone, 4.85 s next to another process busy 20 ms out of every 100 ms, 3.89 s
-  next to a Python thread of the same process doing that (a second try: 4.45 s and 4.73 s;
-  this shared virtual machine is noisy): whatever takes a core for a moment stalls both
-  threads of each parallel step. So a CPU run that takes every core is now redrawn every
-  3 s instead of every second (`Job.redraw_every`, `diffusion_core/system/threads.py`
-  `redraw_every`), and the live view says so; with a core left for the page nothing
-  changes. The page's own overhead outside the sampling is small: Run click to the job's
-  start 0.07-0.12 s; from the last step to the result on screen about 0.3 s (the page's
-  script reaches the restored picture 45 ms after it starts).
+  1 s took 1.45x the command line; edited for the experiment to redraw only every 100 s
+  (none during the run), 1.30x; with that and every CSS animation switched off, 1.27x.
+  Without a browser (`python -m bench.thread_noise`, bench/results/thread_noise.md), a
+  2-thread restore slows by 16 % next to another process busy 20 ms out of every 100 ms
+  and by 11 % next to a Python thread of its own process doing that: whatever takes a core
+  for a moment stalls both threads of each parallel step. So a CPU run that takes every
+  core is now redrawn every 3 s instead of every second (`Job.redraw_every`,
+  `diffusion_core/system/threads.py` `redraw_every`), and the live view says so; with a
+  core left for the page nothing changes. The page's own overhead outside the sampling is
+  small (the page and the job temporarily instrumented with time stamps, 4 runs; not a
+  bench option): Run click to the job's start 0.07-0.12 s; from the last step to the
+  result on screen about 0.3 s (the page's script reaches the restored picture 45 ms after
+  it starts).
 * **Stop.** A click waits for the live view's wait between redraws to end, so with redraws
   every 3 s a Stop took up to 2.65 s to show (median 1.77 s, 2 threads). The wait now
   looks every 0.1 s for a click waiting behind it (`ui/job_watch.py`, `click_waiting`) and
@@ -360,9 +362,9 @@ NOTES = """## Where the time went, and what changed
   2-thread rows at the default 512 px, in three runs of this bench with the code of the
   *quiet* rows (5, 5 and 12 repetitions), came to 1.16x, 1.24x and 1.18x with the default
   kernels and 1.30x, 1.32x and 1.31x with ATen's AVX2 kernels (the table keeps the 12-
-  repetition run). Part of it is not the page at all: the same restore as a page job in a
-  worker thread, with nobody watching, took 3.7-4.0 s against 3.4-3.7 s in the main thread
-  (one process, back to back). At 256 px the run is about a second, and the fixed part
+  repetition run). Part of it is not the page at all: the same restore as a page job in its
+  own thread, with nobody watching, takes about 5 % longer than in the main thread
+  (bench/results/thread_noise.md). At 256 px the run is about a second, and the fixed part
   (0.07-0.12 s to start, about 0.3 s to show the result) makes 1.5x. One thread leaves a
   core to the server and the browser and costs 3-16 %; it is what the app picks by itself
   on 2 cores (`auto`). On this CPU one thread is slower in absolute terms than two forced

@@ -48,24 +48,20 @@ def wait_for_news(job, seen: int, drawn_at: float, every: float, quiet: float = 
     time), or the job is done (at once); False when ``max(every, quiet)`` seconds passed
     without news, or at once (within :data:`ANSWER_S`) when ``interrupted()`` says that the
     visitor is waiting (a click: it is handled when this run of the fragment ends)."""
-    def slice_(left: float) -> float:
-        return min(left, ANSWER_S) if interrupted is not None else left
-
-    def click() -> bool:
-        return interrupted is not None and interrupted()
-
+    clicked = interrupted or (lambda: False)
+    poll = ANSWER_S if interrupted is not None else float("inf")  # longest sleep in one go
     ready = drawn_at + every
     while not job.done and (left := ready - clock()) > 0:  # too soon: only the end wakes us
-        if click():
+        if clicked():
             return False
-        job.wait_for_news(job.version, slice_(left))
+        job.wait_for_news(job.version, min(left, poll))
     if job.done:
         return True
     end = drawn_at + max(every, quiet)
     while not job.done and job.version == seen and (left := end - clock()) > 0:
-        if click():
+        if clicked():
             return False
-        job.wait_for_news(seen, slice_(left))
+        job.wait_for_news(seen, min(left, poll))
     return job.version != seen or job.done
 
 
@@ -123,7 +119,7 @@ def watch(get_job: Callable[[], Any], draw: Callable[[Any, dict], None], every: 
         if job.done and st.session_state.get(f"{key}_announced") != job.id:
             st.session_state[f"{key}_announced"] = job.id
             st.rerun()
-        interval = job.redraw_every(every) if hasattr(job, "redraw_every") else every
+        interval = job.redraw_every(every)
         if not job.done or when_done:
             snap = job.snapshot()
             draw(job, snap)
