@@ -21,6 +21,7 @@ from diffusion_core.training.presets import (
     MODEL_SIZES,
     PRESETS,
     describe_dataset,
+    draws_pictures,
     presets_for,
 )
 from diffusion_core.training.previews import dataset_overview
@@ -137,7 +138,7 @@ with st.expander("Advanced settings"):
     b3.number_input("New samples every … steps", *LIMITS["preview_every"],
                     key="train_preview_every", step=10, persist_state=KEEP, disabled=running,
                     **limits("preview_every"))
-    if form.dataset != "digits":
+    if not draws_pictures(form.dataset):
         st.number_input("Crop size (pixels)", *LIMITS["patch"], key="train_patch", step=16,
                         **limits("patch"), persist_state=KEEP, disabled=running,
                         help="Photos are cut into square crops of this size for practice.")

@@ -1,4 +1,5 @@
-"""Create: ask for a digit, turn the guidance knob, watch it appear (classifier-free guidance)."""
+"""Create: pick a world, ask for something, turn the guidance knob, watch it appear out of
+static (classifier-free guidance)."""
 
 import streamlit as st
 
@@ -19,35 +20,42 @@ from diffusion_core.app.create import (
     guidance_words,
     live_grids,
     opened_up,
+    pick_world,
     progress,
     sweep_strip,
     what_choices,
     what_text,
+    world_text,
 )
 from diffusion_core.maths.samplers import SPECS
 from diffusion_core.units import SEED_MAX
 from ui.job_watch import progress_with_stop, watch
-from ui.models import KEEP, device_defaults, estimate_caption, measured_speed, model_select, run_button
+from ui.models import KEEP, device_defaults, estimate_caption, measured_speed, run_button
 from ui.nav import sidebar_nav
 from ui.session import session_alive_check
 from ui.state import as_default, init_state
 
 st.set_page_config(page_title="Create · Diffusion Lab", page_icon="✏️", layout="wide")
 sidebar_nav()
-init_state("create", {"create_what": "7", "create_guidance": DEFAULT_GUIDANCE,
+init_state("create", {"create_what": "Sneaker", "create_guidance": DEFAULT_GUIDANCE,
                       "create_sampler": "heun", "create_seed": 0})
 # a first visit starts with the steps that draw in about 10 s on this computer
 device_defaults("create", create_models(), first_steps, ("create_steps",))
 ss = st.session_state
 
-st.title("Create: ask for a digit")
+st.title("Create: draw me a sneaker")
 st.markdown(INTRO)
 models = create_models()
 if not models:
     st.error("No model that draws on request is installed. Train one on the Train page with "
-             "“conditional” on, or put models/digits_cond in place (see the README).")
+             "“conditional” on, or put models/fashion in place (see the README).")
     st.stop()
-info = model_select(st.sidebar, "create_model", models, always=False)
+ss["create_model"] = pick_world(models, ss.get("create_model")).name
+names = [m.name for m in models]
+st.radio("Which world?", names, key="create_model", horizontal=True, persist_state=KEEP,
+         **as_default("create_model", names, "index"),
+         format_func=lambda n: world_text(pick_world(models, n)))
+info = pick_world(models, ss["create_model"])
 
 # ---------------------------------------------------------------- settings (clamped here)
 req = CreateRequest.clamped(info=info, what=ss.get("create_what"),
@@ -56,17 +64,17 @@ req = CreateRequest.clamped(info=info, what=ss.get("create_what"),
 ss.update({f"create_{k}": v for k, v in req.widget_values().items()})
 choices = what_choices(info)
 
+examples, shown = class_examples(info, choices)
+if examples:
+    st.image(examples, caption=shown, width=84)
 st.radio("What should it draw?", choices, key="create_what", horizontal=True,
          persist_state=KEEP, **as_default("create_what", choices, "index"), format_func=what_text)
-examples, names = class_examples(choices)
-if examples:
-    st.image(examples, caption=names, width=48)
 st.slider("Guidance: how hard to push towards the label", 0.0, GUIDANCE_MAX, step=0.5,
           key="create_guidance", persist_state=KEEP, **as_default("create_guidance", lo=0.0),
           disabled=req.label < 0,
           help="0 ignores the label, 1 follows it plainly, higher pushes harder (less variety).")
 st.caption(guidance_words(req.guidance) if req.label >= 0 else
-           "Guidance needs a label: pick a digit to use it.")
+           "Guidance needs a label: pick something to draw to use it.")
 st.sidebar.slider("Steps", STEPS_MIN, STEPS_MAX, key="create_steps", persist_state=KEEP,
                   **as_default("create_steps", lo=STEPS_MIN, hi=STEPS_MAX),
                   help="More steps: a little finer pictures, slower.")
@@ -92,8 +100,9 @@ def live_view(job, snap):
     now, guess = live_grids(snap)
     v1, v2 = st.columns(2)
     if now is not None:
-        v1.image(now, caption="the 16 pictures now (still noisy)")
-        v2.image(guess, caption="the model's guess of how they will end")
+        v1.image(now, caption="the 16 pictures now (still noisy)", use_container_width=True)
+        v2.image(guess, caption="the model's guess of how they will end",
+                 use_container_width=True)
 
 
 watch(lambda: ss.get("create_job"), live_view, every=0.3, key="create_job")
@@ -114,7 +123,7 @@ if res.stopped:
     st.warning("Stopped early: below is the model's latest guess.")
 st.image(final_grid_png(res), caption=f"{job.settings['model']}: "
          f"{what_text(job.settings['what'])}, guidance {job.settings['guidance']:g}, "
-         f"{len(res.frames)} steps, {res.seconds:.1f} s", width=320)
+         f"{len(res.frames)} steps, {res.seconds:.1f} s", use_container_width=True)
 
 st.subheader("One picture, opened up")
 o1, o2 = st.columns(2)
@@ -124,7 +133,7 @@ at = o2.slider("At step", 1, max(len(res.frames), 1), value=max(len(res.frames) 
 opened = opened_up(res, pick - 1, at - 1)
 if opened is None:
     st.info("This run asked for anything: with no label there is only one guess to show. "
-            "Pick a digit and press Create to see the two guesses and their mix.")
+            "Pick something to draw and press Create to see the two guesses and their mix.")
 else:
     p1, p2, p3 = st.columns(3)
     p1.image(opened["cond"], caption="guess when told the label")

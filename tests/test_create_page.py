@@ -1,6 +1,7 @@
-"""AppTest: the Create page asks the shipped conditional digits model for a 7, runs it to the
-end, and shows the grid, one sample opened up, the guidance sweep and the downloads; the
-request clamps what widgets send; "anything" runs without guidance."""
+"""AppTest: the Create page asks the older conditional digits model (digits_cond) for a 7, runs
+it to the end, and shows the grid, one sample opened up, the guidance sweep and the downloads;
+the request clamps what widgets send; "anything" runs without guidance. The world picker and
+the 28x28 worlds: tests/test_worlds_page.py."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def _page(**state) -> AppTest:
 
 
 def test_create_draws_a_seven_with_guidance(user_models_dir):
-    at = _page(create_what="7", create_guidance=3.0, create_steps=12, create_seed=0)
+    at = _page(create_model="digits_cond", create_what="7", create_guidance=3.0,
+               create_steps=12, create_seed=0)
     assert not at.error, [e.value for e in at.error]
     assert at.radio(key="create_what").value == "7"
     assert "seven" not in at.radio(key="create_what").options  # names from the card
@@ -61,7 +63,7 @@ def test_create_draws_a_seven_with_guidance(user_models_dir):
 
 
 def test_create_anything_has_no_guidance_or_sweep(user_models_dir):
-    at = _page(create_what="anything", create_steps=5)
+    at = _page(create_model="digits_cond", create_what="anything", create_steps=5)
     assert at.slider(key="create_guidance").disabled
     at.button(key="create_run").click().run()
     _wait_done(at)
@@ -73,12 +75,15 @@ def test_create_anything_has_no_guidance_or_sweep(user_models_dir):
 
 def test_request_clamps_widget_values():
     info = find_model("digits_cond")
-    assert create_models()[0].name == "digits_cond"
+    assert [m.name for m in create_models()][:4] == ["fashion", "mnist", "doodles",
+                                                     "digits_cond"]
     assert what_choices(info) == ["anything", *[str(i) for i in range(10)]]
+    # an unknown class falls back to the model's showpiece (a 7), not to a crash
     req = CreateRequest.clamped(info=info, what="cat", guidance=99, steps=-3, sampler="nope",
                                 seed=-1)
     assert (req.what, req.label, req.guidance, req.steps, req.sampler, req.seed) == \
-        ("anything", -1, 10.0, 5, "heun", 0)
+        ("7", 7, 10.0, 5, "heun", 0)
+    assert req.size == 32
     req = CreateRequest.clamped(info=info, what="4", guidance="2.5")
     assert req.label == 4 and req.guidance == 2.5
 

@@ -21,6 +21,7 @@ from diffusion_core.training.presets import (
     MODEL_SIZE_LABELS,
     SETTINGS,
     default_preset,
+    draws_pictures,
     effective_settings,
     fill_form,
     presets_for,
@@ -34,6 +35,7 @@ from diffusion_core.training.runs import (
     name_problem,
     shipped_names,
 )
+from diffusion_core.training.worlds import WORLDS
 
 PREFIX = "train_"
 
@@ -114,6 +116,10 @@ def prepare_form(form: MutableMapping, has_gpu: bool, prefix: str = PREFIX) -> N
     if form.get(f"{prefix}preset") not in {p.key for p in presets_for(dataset)}:
         form[f"{prefix}preset"] = default_preset(dataset, has_gpu)
     fill_form(form, form[f"{prefix}preset"], prefix)
+    if form.get(f"{prefix}conditional_for") != dataset:  # a world is learnt with its classes
+        if dataset in WORLDS:
+            form[f"{prefix}conditional"] = True
+        form[f"{prefix}conditional_for"] = dataset
     form.setdefault(f"{prefix}name", f"my-{dataset}")
 
 
@@ -160,7 +166,7 @@ def progress_text(snap: dict) -> str:
     """The words on the progress bar of a training job."""
     state, step, total = snap["state"], snap["step"], max(snap["total"], 1)
     if state == "starting":
-        return ("Preparing the pictures…" if snap["kind"] == "digits" else
+        return ("Preparing the pictures…" if draws_pictures(snap["kind"]) else
                 "Preparing the pictures (the synthetic ones take a little while)…")
     if state == "saving":
         return "Saving the model…"
@@ -173,8 +179,8 @@ def progress_text(snap: dict) -> str:
 
 def preview_caption(snap: dict) -> str:
     """What the latest preview picture shows."""
-    if snap["kind"] == "digits":
-        cap = (f"At step {snap['preview_step']:,}: 16 digits the model draws from pure noise "
+    if draws_pictures(snap["kind"]):
+        cap = (f"At step {snap['preview_step']:,}: 16 pictures the model draws from pure noise "
                "(12 denoising steps, the same noise every time)")
     else:
         cap = (f"At step {snap['preview_step']:,}: noisy crops (top) and the model's clean-up "

@@ -36,6 +36,7 @@ from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, writ
 from diffusion_core.tasks.restore import restore
 from diffusion_core.training.digits_check import cond_markdown, evaluate_digits, evaluate_digits_cond
 from diffusion_core.training.train import TrainConfig, export_checkpoint, train
+from diffusion_core.training.worlds_check import evaluate_world, world_markdown
 
 SCHEDULE_CHOICES = [*SCHEDULES, *SCHEDULE_ALIASES]
 SAMPLER_HELP = ", ".join(f"{name} = {spec.label}" for name, spec in SPECS.items())
@@ -127,7 +128,7 @@ def cmd_generate(a) -> int:
     device = pick_device(a.device)
     den = get_denoiser(a.model, str(device))
     c = den.channels
-    size = a.size or (32 if c == 1 else 64)
+    size = a.size or int(card.get("size") or (32 if c == 1 else 64))
     model = Guided(den, label, a.guidance) if label >= 0 else den
     out = generate(model, (a.n, c, size, size), a.steps, a.sampler, seed=a.seed, device=device,
                    eta=a.eta, callback=step_progress("generate"))
@@ -163,8 +164,17 @@ def cmd_export(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
+    if a.task == "world":
+        res = evaluate_world(a.model or "fashion", n_per_class=a.per_class, n_uncond=a.n or 200,
+                             steps=a.steps, device=a.device)
+        print(world_markdown(res))
+        if a.json:
+            write_json(res, a.json)
+            Path(a.json).with_suffix(".md").write_text(world_markdown(res))
+            print(f"wrote {a.json} and its .md")
+        return 0 if res["passes"] else 1
     if a.task == "digits" and find_model(a.model or "digits").card.get("classes"):
-        res = evaluate_digits_cond(a.model, n_per_class=a.per_class, n_uncond=a.n,
+        res = evaluate_digits_cond(a.model, n_per_class=a.per_class, n_uncond=a.n or 1000,
                                    steps=a.steps, device=a.device)
         print(cond_markdown(res))
         if a.json:
@@ -173,7 +183,8 @@ def cmd_evaluate(a) -> int:
             print(f"wrote {a.json} and its .md")
         return 0 if res["summary"]["passes"] else 1
     if a.task == "digits":
-        res = evaluate_digits(a.model or "digits", n=a.n, steps=a.steps, device=a.device)
+        res = evaluate_digits(a.model or "digits", n=a.n or 1000, steps=a.steps,
+                              device=a.device)
         print(json.dumps(res, indent=1))
         if a.json:
             write_json(res, a.json)
@@ -270,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default="digits", help="model name or folder (default digits)")
     g.add_argument("--label", default=None,
                    help="conditional models: the class to draw, by a name on the model card "
-                        "(digits_cond: 0-9 or zero-nine); default: anything (see --list-labels)")
+                        "or an alias, any case (fashion: sneaker, ankle boot, t-shirt; doodles: "
+                        "cat, fish; mnist: 7 or seven); default: anything (see --list-labels)")
     g.add_argument("--guidance", type=float, default=3.0,
                    help="guidance strength w with --label: 0 = ignore the label, 1 = the plain "
                         "conditional model, above 1 = follow the label more strictly, with "
@@ -284,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eta", type=float, default=0.0,
                    help="DDIM's fresh noise per step (default 0); the other samplers ignore it")
     g.add_argument("--size", type=int, default=None,
-                   help="side of each picture in pixels (default: 32 for gray models, 64 else)")
+                   help="side of each picture in pixels (default: the model's own size on its "
+                        "card, e.g. 28 for mnist/fashion/doodles; else 32 gray, 64 colour)")
     g.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     _add_device(g)
     g.add_argument("--out", default="grid.png",
@@ -322,14 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("evaluate", help="benchmarks",
                        description="denoise: the model against classical methods on a folder "
-                                   "of pictures; digits: generated digits checked by a classifier.")
-    v.add_argument("task", choices=["denoise", "digits"], help="which benchmark")
-    v.add_argument("--model", default=None, help="default: natural (denoise), digits (digits)")
+                                   "of pictures; digits: generated digits checked by a classifier; "
+                                   "world: a conditional 28x28 model (mnist, fashion, doodles, "
+                                   "digits_cond) judged by a CNN trained on the real train split "
+                                   "(needs ../shared/data/gen).")
+    v.add_argument("task", choices=["denoise", "digits", "world"], help="which benchmark")
+    v.add_argument("--model", default=None,
+                   help="default: natural (denoise), digits (digits), fashion (world)")
     v.add_argument("--data", default=None, help="denoise: folder of clean pictures")
-    v.add_argument("--n", type=int, default=1000,
-                   help="digits: number of samples (a conditional model: samples with no label)")
+    v.add_argument("--n", type=int, default=None,
+                   help="digits: number of samples (default 1000; a conditional model: samples "
+                        "with no label); world: unlabelled samples (default 200)")
     v.add_argument("--per-class", type=int, default=100,
-                   help="digits, conditional model: samples per class and guidance (default 100)")
+                   help="digits (conditional) and world: samples per class and guidance "
+                        "(default 100)")
     v.add_argument("--steps", type=int, default=50, help="digits: sampler steps")
     v.add_argument("--sigma", type=float, nargs="+", default=[25],
                    help="denoise: noise levels on the 0-255 scale (default 25)")

@@ -27,6 +27,7 @@ import torch
 from diffusion_core.jobs.base import Job, SlotPool
 from diffusion_core.models.registry import user_models_dir
 from diffusion_core.system.device import pick_device
+from diffusion_core.training.presets import draws_pictures
 from diffusion_core.training.previews import draw_preview, loss_curve, photo_preview_set
 from diffusion_core.training.runs import (
     RunPlan,
@@ -154,7 +155,7 @@ class TrainingJob(Job):
             if self.cfg.threads:
                 torch.set_num_threads(self.cfg.threads)
             self.update(hardware=hardware_string(pick_device(self.cfg.device)))
-            if self.cfg.kind != "digits":
+            if not draws_pictures(self.cfg.kind):
                 folder = self.run_dir / "data"
                 self._photo_set = photo_preview_set(folder if folder.is_dir() else None)
             summary = train(self.cfg, self.run_dir, resume=self.resume, callback=self._on_step,

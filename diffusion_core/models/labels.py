@@ -2,8 +2,9 @@
 
 A conditional model's ``card.json`` has ``classes`` (the name of each label, by index, e.g.
 "0" ... "9") and optionally ``class_words`` (another accepted name per label, e.g. "zero" ...
-"nine"). A request names a class by either, or by its index; "anything" (or an empty
-request) means no label: the model draws from all its classes.
+"nine") and ``aliases`` (more names, lower case -> class name, e.g. "sneakers" -> "Sneaker").
+A request names a class by any of these, case-insensitively, or by its index; "anything"
+(or an empty request) means no label: the model draws from all its classes.
 
 An unconditional model's card may name its conditional sibling (``conditional_variant``, e.g.
 ``digits`` -> ``digits_cond``): a request for a class is then served by the sibling.
@@ -43,12 +44,15 @@ def labelled_model(name: str, card: dict, text: str | int | None) -> str:
 
 
 def valid_labels(card: dict) -> list[str]:
-    """Every name a request may use, for messages: "0 (zero)", ..., and "anything"."""
+    """Every name a request may use, for messages: "0 (zero)", ..., "Sneaker (sneakers,
+    trainer)", and "anything"."""
     words = card.get("class_words") or []
+    aliases = card.get("aliases") or {}
     out = []
     for i, name in enumerate(class_names(card)):
-        extra = str(words[i]) if i < len(words) and str(words[i]) != name else ""
-        out.append(f"{name} ({extra})" if extra else name)
+        extra = [str(words[i])] if i < len(words) and str(words[i]) != name else []
+        extra += [str(a) for a, n in aliases.items() if str(n).lower() == name.lower()]
+        out.append(f"{name} ({', '.join(extra)})" if extra else name)
     return [*out, ANYTHING]
 
 
@@ -61,11 +65,16 @@ def resolve_label(card: dict, text: str | int | None) -> int:
     if not names:
         raise ValueError(f"model “{card.get('name', '?')}” is unconditional: it takes no "
                          "label (leave --label out)")
-    want = str(text).strip().lower()
+    want = " ".join(str(text).strip().lower().split())
     words = [str(w).lower() for w in card.get("class_words") or []]
     for i, name in enumerate(names):
         if want == name.lower() or (i < len(words) and want == words[i]):
             return i
+    aliases = {str(k).lower(): str(v).lower() for k, v in (card.get("aliases") or {}).items()}
+    if want in aliases:
+        lowered = [n.lower() for n in names]
+        if aliases[want] in lowered:
+            return lowered.index(aliases[want])
     if want.isdigit() and int(want) < len(names):
         return int(want)
     raise ValueError(f"model “{card.get('name', '?')}” has no class “{text}”; valid labels: "

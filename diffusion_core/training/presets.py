@@ -15,13 +15,26 @@ from dataclasses import asdict, dataclass
 from diffusion_core.media.photos import bundled_photo_paths
 from diffusion_core.training.data import default_train400
 from diffusion_core.training.train import TrainConfig
+from diffusion_core.training.worlds import WORLD_SIZE, WORLDS
 from diffusion_core.units import clamp_float, clamp_int
 
 DATASETS = {
-    "digits": "Built-in handwritten digits",
+    "digits": "Built-in handwritten digits (tiny and fastest)",
+    "fashion": "Clothes (6,000 Fashion-MNIST pictures)",
+    "mnist": "Digits (6,000 MNIST handwritten digits)",
+    "doodles": "Doodles (6,000 Quick, Draw! doodles)",
     "photos": "Built-in photos + synthetic pictures",
     "own": "Your own pictures",
 }
+#: the datasets whose models draw from pure noise (gray pictures, previews drawn from
+#: noise) rather than clean up photos
+DRAWING_DATASETS = ("digits", *WORLDS)
+
+
+def draws_pictures(kind_or_dataset: str) -> bool:
+    """Whether a dataset (or a config's kind) trains a model that draws small gray pictures
+    from pure noise (the digits and the 28x28 worlds) rather than a photo denoiser."""
+    return kind_or_dataset in DRAWING_DATASETS or kind_or_dataset == "world"
 
 # Network sizes; in_channels is filled in from the dataset (1 for digits, 3 for photos).
 MODEL_SIZES: dict[str, dict] = {
@@ -58,9 +71,12 @@ LIMITS = {
     "preview_every": (10, 20_000),
 }
 SETTINGS = ("steps", "batch", "lr", "size", "schedule", "patch", "preview_every")
+WORLD_PRESET_STEPS = 2000
 
 _DIGITS_BASE = dict(kind="digits", data=[], patch=32, lr_warmup=100, ema_decay=0.995,
                     grad_clip=1.0, p_focus=0.0, p_mean=-1.0, p_std=1.4, p_gray=0.0)
+_WORLD_BASE = dict(kind="world", patch=WORLD_SIZE, lr_warmup=100, ema_decay=0.995,
+                   grad_clip=1.0, p_focus=0.0, p_mean=-1.2, p_std=1.2, p_gray=0.0, p_uncond=0.1)
 _PHOTO_BASE = dict(kind="photo", lr_warmup=200, ema_decay=0.998, grad_clip=1.0, p_focus=0.6,
                    focus_lo=0.02, focus_hi=1.0, p_mean=-1.2, p_std=1.2, p_gray=0.15)
 
@@ -86,6 +102,14 @@ PRESETS: dict[str, Preset] = {p.key: p for p in (
            "A small network learns the 1,797 handwritten digits that ship with scikit-learn. "
            "After about three minutes it draws recognisable digits from pure noise.",
            preview_every=200),
+    # The three worlds: the shipped subsets (data/worlds/), a small conditional network; the
+    # time and the share drawn as asked are measured by bench/train_preset.py --world.
+    *(Preset(w, f"{WORLDS[w].title} (about 4 minutes on a 2-core CPU)", w, "small",
+             dict(_WORLD_BASE, steps=WORLD_PRESET_STEPS, batch=64, lr=2e-3),
+             f"A small network learns {WORLDS[w].title.lower()} from the 6,000 pictures that "
+             "ship with the app, together with what each one is, so the Create page can ask "
+             f"it for {WORLDS[w].thing}. Leave “conditional” on.", preview_every=300)
+      for w in WORLDS),
     Preset("photos", "Photos + synthetic (a few minutes)", "photos", "small",
            dict(_PHOTO_BASE, steps=1500, batch=16, patch=64, lr=1e-3),
            "A small network learns to clean up noisy crops of the photos that ship with the "
@@ -155,6 +179,8 @@ def effective_settings(preset: str, overrides: dict | None = None) -> dict:
         s["schedule"] = o["schedule"]
     if p.dataset == "digits":
         s["patch"] = 32
+    if p.dataset in WORLDS:
+        s["patch"] = WORLD_SIZE
     return s
 
 
@@ -181,7 +207,7 @@ def build_config(name: str, preset: str, overrides: dict | None = None,
     cfg.update(steps=steps, batch=s["batch"], lr=s["lr"], patch=s["patch"])
     cfg["lr_warmup"] = min(int(cfg.get("lr_warmup", 100)), max(1, steps // 5))
     cfg["lr_decay_start"] = max(1, steps // 2) if s["schedule"] == "cosine" else 0
-    net = dict(MODEL_SIZES[s["size"]], in_channels=1 if p.dataset == "digits" else 3)
+    net = dict(MODEL_SIZES[s["size"]], in_channels=1 if draws_pictures(p.dataset) else 3)
     if num_classes > 0:
         net["num_classes"] = int(num_classes)
     if data is not None:
@@ -203,6 +229,9 @@ def photo_sources() -> list[str]:
 def describe_dataset(dataset: str, n_images: int | None = None) -> str:
     if dataset == "digits":
         return "1,797 handwritten digits from scikit-learn (8×8, shown at 32×32)"
+    if dataset in WORLDS:
+        return (f"6,000 {WORLDS[dataset].title.lower()} (28×28) shipped with the app: "
+                f"{WORLDS[dataset].credit}")
     if dataset == "photos":
         s = f"{len(bundled_photo_paths())} photos bundled with scikit-image/scikit-learn"
         if default_train400().is_dir():

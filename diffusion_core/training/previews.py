@@ -16,7 +16,9 @@ from diffusion_core.media.uploads import list_images, preview_batch
 from diffusion_core.media.viz import grid_image
 from diffusion_core.training.data import default_train400, folder_paths
 from diffusion_core.training.digits import digits_dataset
+from diffusion_core.training.presets import draws_pictures
 from diffusion_core.training.train import TrainConfig, preview_samples
+from diffusion_core.training.worlds import WORLDS, load_split, to_tensor
 from diffusion_core.units import from_255, sigma_from_255
 
 # Digit previews: generated from pure noise. Photo previews: a noisy crop and its clean-up.
@@ -38,6 +40,11 @@ def dataset_preview(dataset: str, folder: str | Path | None = None, n: int = 16,
         g = torch.Generator().manual_seed(0)
         idx = torch.randperm(len(imgs), generator=g)[:n]
         return imgs[idx], len(imgs)
+    if dataset in WORLDS:
+        imgs, _ = load_split(dataset, "train", "subset")
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(imgs), generator=g)[:n]
+        return to_tensor(imgs[idx.numpy()]), len(imgs)
     if dataset == "own":
         if folder is None:
             return torch.zeros(0, 3, side, side), 0
@@ -62,7 +69,7 @@ def dataset_overview(dataset: str, folder: str | Path | None = None
     """:func:`dataset_preview` for a page (24 digits or 16 pictures), which never raises:
     (pictures, how many there are, why there is no preview or None)."""
     try:
-        return (*dataset_preview(dataset, folder, n=24 if dataset == "digits" else 16), None)
+        return (*dataset_preview(dataset, folder, n=24 if draws_pictures(dataset) else 16), None)
     except Exception as e:  # noqa: BLE001 - the preview is a courtesy; training can still run
         return torch.zeros(0, 3, 8, 8), 0, f"The preview could not be drawn ({type(e).__name__})."
 
@@ -85,7 +92,7 @@ def draw_preview(ema: torch.nn.Module, cfg: TrainConfig, device: torch.device,
     """A picture of what the EMA weights can do now: digits from pure noise (a 4x4 grid),
     or for photo models one row of noisy crops above the model's clean-up of them."""
     den = EDMDenoiser(ema)
-    if cfg.kind == "digits":
+    if draws_pictures(cfg.kind):
         x = preview_samples(den, cfg, device, n=n_digits)
         return grid_image(x, nrow=int(math.ceil(math.sqrt(n_digits))))
     clean = photo_set if photo_set is not None and len(photo_set) else torch.zeros(1, 3, 64, 64)

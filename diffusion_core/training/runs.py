@@ -35,6 +35,7 @@ from diffusion_core.training.presets import (
     photo_sources,
 )
 from diffusion_core.training.train import TrainConfig, export_checkpoint
+from diffusion_core.training.worlds import WORLDS, parse_data
 from diffusion_core.units import IMAGE_EXTS, ZIP_EXTS
 
 RUNS = ".runs"
@@ -224,6 +225,8 @@ def conditional_classes(dataset: str, data_folder: str | Path | None = None) -> 
     than two (a conditional model then has nothing to choose between)."""
     if dataset == "digits":
         return [str(i) for i in range(DIGIT_CLASSES)]
+    if dataset in WORLDS:
+        return list(WORLDS[dataset].classes)
     if dataset != "own" or data_folder is None:
         return []
     names, _ = folder_classes(Path(data_folder))
@@ -236,6 +239,9 @@ def conditional_note(dataset: str, data_folder: str | Path | None = None) -> str
     if dataset == "digits":
         return ("It will learn which digit each picture is (0 to 9), so the Create page can "
                 "ask it for a 7.")
+    if dataset in WORLDS:
+        return (f"It will learn what each picture is ({', '.join(classes)}), so the Create "
+                f"page can ask it for {WORLDS[dataset].thing}.")
     if classes:
         shown = ", ".join(classes[:12]) + (", …" if len(classes) > 12 else "")
         return (f"It will learn {len(classes)} classes, one per folder of your zip: {shown}. "
@@ -274,6 +280,8 @@ def plan_new_run(name: str, preset: str, overrides: dict | None = None,
     n_images = None
     if p.dataset == "photos":
         data = photo_sources()
+    elif p.dataset in WORLDS:
+        data = [f"{p.dataset}:subset"]
     elif p.dataset == "own":
         pics = list_images(data_folder) if data_folder is not None else []
         if not pics:
@@ -299,6 +307,13 @@ def plan_new_run(name: str, preset: str, overrides: dict | None = None,
     return RunPlan(name, cfg, meta)
 
 
+def run_dataset(cfg: TrainConfig) -> str:
+    """The Train page's dataset of a config (for a run saved without its job.json)."""
+    if cfg.kind == "world":
+        return parse_data(cfg.data)[0]
+    return "digits" if cfg.kind == "digits" else "photos"
+
+
 def plan_resume(name: str, more_steps: int | None = None) -> RunPlan:
     """Check that run ``name`` can continue from its checkpoint; the step count goes on from
     there. A finished run needs ``more_steps`` (added to where it stopped)."""
@@ -313,7 +328,7 @@ def plan_resume(name: str, more_steps: int | None = None) -> RunPlan:
         return RunPlan(name, problem=f"The saved run “{name}” could not be read "
                                      f"({type(e).__name__}).")
     meta = json.loads((run_dir / "job.json").read_text()) if (run_dir / "job.json").exists() \
-        else {"name": name, "dataset": "digits" if cfg.kind == "digits" else "photos"}
+        else {"name": name, "dataset": run_dataset(cfg)}
     if more_steps:
         extra = clamp_int(more_steps, 1, LIMITS["steps"][1], 1)
         cfg.steps = min(max(cfg.steps, step + extra), step + LIMITS["steps"][1])

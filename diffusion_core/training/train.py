@@ -37,13 +37,20 @@ from diffusion_core.models.nets import build_network, count_parameters
 from diffusion_core.system.device import pick_device
 from diffusion_core.training.data import PatchSampler, build_sources
 from diffusion_core.training.digits import DIGIT_CLASS_NAMES, DIGIT_WORDS, digits_dataset
+from diffusion_core.training.worlds import (
+    WORLD_SIZE,
+    parse_data,
+    world_batches,
+    world_card,
+    write_examples,
+)
 from diffusion_core.units import to_255
 
 
 @dataclass
 class TrainConfig:
     name: str = "natural"
-    kind: str = "photo"  # "photo" (patches) or "digits"
+    kind: str = "photo"  # "photo" (patches), "digits" or "world" (28x28 labelled sets)
     net: dict = field(default_factory=lambda: dict(in_channels=3, base=64, mults=[1, 2, 4],
                                                     blocks=[2, 2, 2], emb_dim=128))
     data: list = field(default_factory=lambda: ["train400@0.45", "bundled@0.3",
@@ -145,6 +152,8 @@ def make_batch_source(cfg: TrainConfig, log=print):
             return images[idx], torch.ones(n, dtype=torch.bool), labels[idx]
 
         return fn, {"sklearn digits (32x32)": int(len(images))}
+    if cfg.kind == "world":
+        return world_batches(cfg.data)
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
                            p_gray=cfg.p_gray, p_edge_chroma=cfg.p_edge_chroma)
     if num_classes(cfg) and not sampler.labelled:
@@ -227,6 +236,8 @@ def export_model(denoiser: EDMDenoiser, out_dir: Path, card: dict) -> Path:
     tmpc = out_dir / "card.json.tmp"
     tmpc.write_text(json.dumps(card, indent=2))
     os.replace(tmpc, out_dir / "card.json")
+    if card.get("world"):  # the class pictures the Create page shows
+        write_examples(card["world"], out_dir)
     return out_dir / "model.safetensors"
 
 
@@ -440,6 +451,8 @@ def class_card(cfg: TrainConfig) -> dict:
     if not k:
         return {}
     card = {"conditional": True, "p_uncond": cfg.p_uncond}
+    if cfg.kind == "world":
+        return {**card, **world_card(parse_data(cfg.data)[0])}
     if cfg.kind == "digits":
         return {**card, "classes": list(DIGIT_CLASS_NAMES[:k]),
                 "class_words": list(DIGIT_WORDS[:k])}
@@ -450,7 +463,8 @@ def preview_samples(denoiser: EDMDenoiser, cfg: TrainConfig, device, n: int = 4)
     """A few images generated from pure noise with a short deterministic sampler (EMA
     weights), for progress previews; a conditional network draws classes 0, 1, ... with
     guidance 3."""
-    shape = (n, 1, 32, 32) if cfg.kind == "digits" else (n, 3, 64, 64)
+    side = WORLD_SIZE if cfg.kind == "world" else 32
+    shape = (n, 1, side, side) if cfg.kind in ("digits", "world") else (n, 3, 64, 64)
     k = num_classes(cfg)
     den = Guided(denoiser, torch.arange(n) % k, 3.0) if k else denoiser
     return generate(den, shape, steps=12, sampler="heun", seed=1234, device=device)
