@@ -100,9 +100,9 @@ def live_view(job, snap):
     now, guess = live_grids(snap)
     v1, v2 = st.columns(2)
     if now is not None:
-        v1.image(now, caption="the 16 pictures now (still noisy)", use_container_width=True)
+        v1.image(now, caption="the 16 pictures now (still noisy)", width="stretch")
         v2.image(guess, caption="the model's guess of how they will end",
-                 use_container_width=True)
+                 width="stretch")
 
 
 watch(lambda: ss.get("create_job"), live_view, every=0.3, key="create_job")
@@ -123,7 +123,7 @@ if res.stopped:
     st.warning("Stopped early: below is the model's latest guess.")
 st.image(final_grid_png(res), caption=f"{job.settings['model']}: "
          f"{what_text(job.settings['what'])}, guidance {job.settings['guidance']:g}, "
-         f"{len(res.frames)} steps, {res.seconds:.1f} s", use_container_width=True)
+         f"{len(res.frames)} steps, {res.seconds:.1f} s", width="stretch")
 
 st.subheader("One picture, opened up")
 o1, o2 = st.columns(2)
