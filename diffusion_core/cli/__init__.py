@@ -1,7 +1,7 @@
 """Command line: ``python -m diffusion_core <command> ...``.
 
-Commands: noise, restore, generate, denoise, inpaint, train, export, evaluate
-(``python -m diffusion_core <command> --help`` explains every option).
+Commands: noise, restore, generate, denoise, inpaint, train, export, evaluate, export-web,
+export-site (``python -m diffusion_core <command> --help`` explains every option).
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ from diffusion_core.cli.repair import (
     add_inpaint_args,
     run_denoise,
     run_inpaint,
+)
+from diffusion_core.cli.web import (
+    EXPORT_SITE_DESCRIPTION,
+    EXPORT_WEB_DESCRIPTION,
+    add_export_site_args,
+    add_export_web_args,
+    run_export_site,
+    run_export_web,
 )
 from diffusion_core.maths.forward import draw_noise, strip_steps, x_at_step
 from diffusion_core.maths.samplers import SPECS, Guided, generate
@@ -362,12 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--int8", action="store_true",
                    help="denoise: also run the model's 8-bit CPU path (diffusion_core.models.quant)")
     v.add_argument("--json", default=None, help="also write the results as JSON here")
+
+    add_export_web_args(sub.add_parser(
+        "export-web", help="export a conditional model for the browser (ONNX + JSON)",
+        description=EXPORT_WEB_DESCRIPTION))
+    add_export_site_args(sub.add_parser(
+        "export-site", help="write a static site to hand out (Create and the scrubber)",
+        description=EXPORT_SITE_DESCRIPTION))
     return p
 
 
 HANDLERS = {"noise": cmd_noise, "restore": cmd_restore, "generate": cmd_generate,
             "inpaint": run_inpaint, "denoise": run_denoise, "train": cmd_train,
-            "export": cmd_export, "evaluate": cmd_evaluate}
+            "export": cmd_export, "evaluate": cmd_evaluate, "export-web": run_export_web,
+            "export-site": run_export_site}
 
 
 def main(argv=None) -> int:
