@@ -174,7 +174,7 @@ def cmd_export(a) -> int:
 def cmd_evaluate(a) -> int:
     if a.task == "world":
         res = evaluate_world(a.model or "fashion", n_per_class=a.per_class, n_uncond=a.n or 200,
-                             steps=a.steps, device=a.device)
+                             n_c2st=a.c2st, steps=a.steps, device=a.device)
         print(world_markdown(res))
         if a.json:
             write_json(res, a.json)
@@ -357,7 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--per-class", type=int, default=100,
                    help="digits (conditional) and world: samples per class and guidance "
                         "(default 100)")
-    v.add_argument("--steps", type=int, default=50, help="digits: sampler steps")
+    v.add_argument("--c2st", type=int, default=1000,
+                   help="world: samples (and as many real test pictures) in the realism "
+                        "two-sample test (default 1000)")
+    v.add_argument("--steps", type=int, default=50, help="digits and world: sampler steps")
     v.add_argument("--sigma", type=float, nargs="+", default=[25],
                    help="denoise: noise levels on the 0-255 scale (default 25)")
     v.add_argument("--baselines", default="bm3d",

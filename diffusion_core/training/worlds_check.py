@@ -267,6 +267,15 @@ def evaluate_world(model: str, world: str | None = None, n_per_class: int = 100,
         "near_copies": near_share <= a["near_copies"],
         "seconds_per_16": sec16 <= a["seconds_per_16"],
     }
+    summary = {
+        "judge_test_accuracy": round(acc["accuracy"], 4),
+        f"asked_mean_w{w_top:g}": round(float(np.mean(shares[f"{w_top:g}"])), 4),
+        "asked_vs_classifier": round(acc_ratio, 4), "worst_class_margin": round(worst_margin, 4),
+        "min_uncond_share": round(float(min(shares["0"])), 4),
+        "realism_c2st": round(realism, 4), "realism_blurred_real_0p7": round(blurred, 4),
+        "near_copies": round(near_share, 4), "seconds_per_16": round(sec16, 3),
+        "passes": all(checks.values()),
+    }
     return {
         "model": model, "world": world, "classes": list(WORLDS[world].classes),
         "size": size, "steps": steps, "sampler": sampler, "seed": seed,
@@ -282,9 +291,9 @@ def evaluate_world(model: str, world: str | None = None, n_per_class: int = 100,
         "near_copies": {"p5_real_test_to_train": round(p5, 4), "share": round(near_share, 4)},
         "seconds_per_16": round(sec16, 3), "seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(), "acceptance": a, "checks": checks,
-        "passes": all(checks.values()),
+        "passes": all(checks.values()), "summary": summary,
         "model_sha256": hashlib.sha256((info.path / "model.safetensors").read_bytes()
-                                       ).hexdigest()[:16],
+                                       ).hexdigest(),
         "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -298,7 +307,7 @@ def world_markdown(res: dict) -> str:
              f"{res['sampler']}, {res['steps']} steps, {res['size']}x{res['size']} "
              f"(judged at 28x28), {res['n_per_class']} samples per class and w, "
              f"{res['n_uncond']} unlabelled; seed {res['seed']}; {res['torch_threads']} torch "
-             f"thread(s); {res['date']}; weights {res['model_sha256']}.", "",
+             f"thread(s); {res['date']}; weights sha256 {res['model_sha256'][:16]}….", "",
              f"Judge: {acc['kind']}; {acc['test_accuracy']:.1%} on the real test split.", "",
              "| | " + " | ".join(names) + " | mean |",
              "|---|" + "---:|" * (len(names) + 1),
