@@ -8,7 +8,8 @@ bench/results/*.md and *.json.
 Parts: denoise, digits, generate (the conditional models: mnist, fashion, doodles,
 digits_cond), speed, app, load, live (what watching a run costs, bench/live_cost.py), noise
 (what slows a run on every core), stop (how soon Stop answers), preset, kill, inputs, toy2d,
-repair, inpaint, class (a class through nginx, deploy/), estimates (the pages' run-time estimates against measured runs) (README.md).
+repair, inpaint, class (a class through nginx, deploy/), estimates (the pages' run-time
+estimates against measured runs) (README.md).
 """
 
 from __future__ import annotations
