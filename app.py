@@ -1,12 +1,13 @@
 """Diffusion Lab: the home page. It opens with the idea in motion (a photo dissolving into
 static and the shipped model bringing it back: ``docs/home_loop.gif``, made by
-``scripts/home_loop.py``), then the words, then the pages."""
+``scripts/home_loop.py``), then the words, then the lesson ("Give a talk") and the lab's
+pages."""
 
 from pathlib import Path
 
 import streamlit as st
 
-from ui.nav import available_pages, sidebar_nav
+from ui.nav import LESSON, lab_pages, sidebar_nav
 
 HOME_LOOP = Path(__file__).resolve().parent / "docs" / "home_loop.gif"
 
@@ -33,6 +34,11 @@ diffusion trains more reliably than GANs and covers every kind of picture it saw
 collapsing onto a few. The price is many network calls per picture: the *number of steps*.
 """
 )
-for path, label, icon, text in available_pages()[1:]:
+st.subheader("Give a talk", anchor=False)
+st.page_link(LESSON, label="Give a talk: the lesson in eight scenes", icon=":material/co_present:")
+st.caption("One big picture per scene, for a projector and a room. → Space PageDown go forward, "
+           "← PageUp back; nothing to wait for.")
+st.subheader("The lab", anchor=False)
+for path, label, icon, text in lab_pages():
     st.page_link(path, label=label, icon=icon)
     st.caption(text)

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PAGES = [
     ("app.py", "Home", ":material/home:", "What diffusion is, in a few sentences."),
+    ("pages/0_Lesson.py", "Lesson", ":material/co_present:",
+     "The story of diffusion in eight scenes, for a projector and a room (→ and ← move)."),
     ("pages/1_Add_noise.py", "Add noise", ":material/grain:",
      "Watch Gaussian noise swallow a photo, step by step (the forward process)."),
     ("pages/2_Restore.py", "Restore", ":material/auto_fix_high:",
@@ -29,8 +31,16 @@ PAGES = [
 ]
 
 
+LESSON = "pages/0_Lesson.py"
+
+
 def available_pages():
     return [p for p in PAGES if (ROOT / p[0]).exists()]
+
+
+def lab_pages():
+    """The lab's pages: every page but Home and the lesson."""
+    return [p for p in available_pages() if p[0] not in ("app.py", LESSON)]
 
 
 def sidebar_nav() -> None:

@@ -1,0 +1,283 @@
+"""The Lesson page's pictures: each scene's one big visual as a self-contained SVG.
+
+A scene's visual is one picture with its labels inside it, so that it scales as a whole to
+whatever screen shows it (the page fits it to the viewport; the text stays sharp on a
+projector). Photos and samples are embedded as PNGs; charts are drawn as SVG shapes. Only
+numbers and text made here go into the markup (escaped), never a visitor's text.
+
+* :func:`pictures_figure`: rows of labelled pictures (the one-step guesses, the live
+  restore, the drawings, the guidance knob, the cost of steps);
+* :func:`bell_figure`: a picture and the histogram of its pixel values against N(0, 1);
+* :func:`scatter_figure`: 2-D samples of several models over their training data;
+* :func:`replay_figure`: a run's frames played once, in the SVG itself (SMIL: no script),
+  ending on the last frame;
+* :func:`message_figure`: a scene that is not ready (or cannot be shown), in words.
+
+No streamlit here.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+import numpy as np
+from PIL import Image
+
+INK = "#111111"  # text: near black on white (high contrast)
+MUTED = "#444444"
+ACCENT = "#c2185b"  # the bell curve, highlights
+BARS = "#1f77b4"
+FONT = "Source Sans Pro, Helvetica, Arial, sans-serif"
+WIDTH = 1200  # every figure's canvas width (the page scales it to the screen)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One picture of a figure: an (H, W) or (H, W, 3) uint8 array, the line under it, and
+    whether to enlarge it pixel by pixel (small drawings) rather than smoothly (photos)."""
+
+    image: np.ndarray
+    caption: str = ""
+    pixelated: bool = False
+
+
+def png_uri(a: np.ndarray) -> str:
+    """A uint8 (H, W) or (H, W, 3) array as a ``data:`` URI of a PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="PNG", compress_level=3)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _text(x: float, y: float, s: str, size: float, anchor: str = "middle",
+          weight: str = "normal", fill: str = INK) -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:.1f}" text-anchor="{anchor}" '
+            f'font-weight="{weight}" fill="{fill}">{escape(s)}</text>')
+
+
+def _image(x: float, y: float, w: float, h: float, a: np.ndarray, pixelated: bool) -> str:
+    style = ' style="image-rendering:pixelated"' if pixelated else ""
+    return (f'<image x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
+            f'preserveAspectRatio="xMidYMid meet"{style} href="{png_uri(a)}"/>')
+
+
+def _svg(height: float, body: list[str], width: float = WIDTH) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+            f'width="{width:.0f}" height="{height:.0f}" font-family="{FONT}">'
+            f'<rect width="100%" height="100%" fill="#ffffff"/>{"".join(body)}</svg>')
+
+
+def _aspect(a: np.ndarray) -> float:
+    """Height over width of a picture."""
+    return a.shape[0] / max(a.shape[1], 1)
+
+
+def pictures_figure(rows: Sequence[Sequence[Tile]], row_labels: Sequence[str] = (),
+                    title: str = "", caption_size: float = 30.0, gap: float = 18.0,
+                    max_tile_h: float = 560.0) -> str:
+    """Rows of pictures, a caption under each; ``row_labels`` (one per row) on the left
+    (written upright, as the row's name), ``title`` above. Every tile has the same size: as
+    wide as :data:`WIDTH` allows and at most ``max_tile_h`` tall; the canvas is as wide as
+    its content (a tall figure is narrow, so that it fills a screen's height)."""
+    label_w = 56.0 if row_labels else 0.0
+    ncol = max(len(r) for r in rows)
+    aspect = max(_aspect(t.image) for r in rows for t in r)
+    tile_w = min((WIDTH - label_w - gap * (ncol + 1)) / ncol, max_tile_h / aspect)
+    tile_h = tile_w * aspect
+    captions = [t.caption for r in rows for t in r if t.caption]
+    cap_h = caption_size * 1.45 if captions else 0.0
+    longest = max((len(c) for c in captions), default=0) * caption_size * 0.52
+    width = max(label_w + gap + ncol * (tile_w + gap), longest + 2 * gap,
+                len(title) * caption_size * 0.62 + 2 * gap)
+    title_h = caption_size * 1.7 if title else 0.0
+    body: list[str] = []
+    y = gap
+    if title:
+        body.append(_text(width / 2, y + caption_size * 1.05, title, caption_size * 1.1,
+                          weight="bold"))
+        y += title_h
+    for r, row in enumerate(rows):
+        row_w = len(row) * tile_w + (len(row) - 1) * gap
+        x0 = label_w + (width - label_w - row_w) / 2
+        if r < len(row_labels) and row_labels[r]:
+            cx, cy = label_w / 2 + 6, y + tile_h / 2
+            body.append(f'<text x="{cx:.1f}" y="{cy:.1f}" font-size="{caption_size:.1f}" '
+                        f'text-anchor="middle" font-weight="bold" fill="{INK}" '
+                        f'transform="rotate(-90 {cx:.1f} {cy:.1f})">{escape(row_labels[r])}</text>')
+        for c, tile in enumerate(row):
+            x = x0 + c * (tile_w + gap)
+            body.append(_image(x, y, tile_w, tile_h, tile.image, tile.pixelated))
+            if tile.caption:
+                body.append(_text(x + tile_w / 2, y + tile_h + caption_size * 1.15,
+                                  tile.caption, caption_size))
+        y += tile_h + cap_h + gap
+    return _svg(y, body, width)
+
+
+def bell_figure(picture: Tile, centres: np.ndarray, density: np.ndarray, title: str,
+                bell: np.ndarray | None = None) -> str:
+    """``picture`` on the left; on the right the histogram (``centres``, ``density``) of its
+    pixel values with the standard normal density drawn over it, under ``title``."""
+    height = 620.0
+    pic_w = 520.0
+    pic_h = min(pic_w * _aspect(picture.image), height - 120)
+    body = [_image(20, (height - 60 - pic_h) / 2, pic_w, pic_h, picture.image, picture.pixelated),
+            _text(20 + pic_w / 2, height - 28, picture.caption, 30)]
+    # the chart
+    left, right, top, bottom = 620.0, WIDTH - 30.0, 70.0, height - 90.0
+    lo, hi = -3.5, 3.5
+    ymax = max(0.6, float(np.max(density)) if len(density) else 0.6)
+
+    def sx(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (right - left)
+
+    def sy(d: float) -> float:
+        return bottom - min(d, ymax) / ymax * (bottom - top)
+
+    body.append(_text((left + right) / 2, 42, title, 32, weight="bold"))
+    half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.05
+    for c, d in zip(centres, density, strict=True):
+        if d <= 0:
+            continue
+        body.append(f'<rect x="{sx(c - half):.1f}" y="{sy(d):.1f}" '
+                    f'width="{max(sx(c + half) - sx(c - half) - 1, 1):.1f}" '
+                    f'height="{bottom - sy(d):.1f}" fill="#9ecae1"/>')
+    v = np.linspace(lo, hi, 141) if bell is None else bell
+    pdf = np.exp(-v ** 2 / 2) / math.sqrt(2 * math.pi)
+    pts = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(v, pdf, strict=True))
+    body.append(f'<polyline points="{pts}" fill="none" stroke="{ACCENT}" stroke-width="5"/>')
+    body.append(f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="{INK}" '
+                f'stroke-width="2"/>')
+    for tick in (-3, -2, -1, 0, 1, 2, 3):
+        body.append(f'<line x1="{sx(tick):.1f}" y1="{bottom}" x2="{sx(tick):.1f}" '
+                    f'y2="{bottom + 10}" stroke="{INK}" stroke-width="2"/>')
+        body.append(_text(sx(tick), bottom + 40, str(tick), 28))
+    body.append(_text((left + right) / 2, height - 12, "pixel value", 28, fill=MUTED))
+    body.append(_text(right - 10, top + 10, "bell curve N(0, 1)", 28, anchor="end", fill=ACCENT))
+    return _svg(height, body)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One model's samples (N, 2) over the data (M, 2), with a title and a colour."""
+
+    title: str
+    samples: np.ndarray | None
+    colour: str
+    subtitle: str = ""
+
+
+def scatter_figure(data: np.ndarray, panels: Sequence[Panel], ranges, n_data: int = 800,
+                   n_samples: int = 700) -> str:
+    """Side-by-side square panels: the data in gray, each model's samples in its colour."""
+    gap, head = 24.0, 96.0
+    n = max(len(panels), 1)
+    side = (WIDTH - gap * (n + 1)) / n
+    (x_lo, x_hi), (y_lo, y_hi) = ranges
+    span = max(x_hi - x_lo, y_hi - y_lo)
+    cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    body: list[str] = []
+    for i, p in enumerate(panels):
+        x0, y0 = gap + i * (side + gap), head
+
+        def px(v: np.ndarray, x0=x0) -> np.ndarray:
+            return x0 + (v - cx + span / 2) / span * side
+
+        def py(v: np.ndarray, y0=y0) -> np.ndarray:
+            return y0 + side - (v - cy + span / 2) / span * side
+
+        body.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{side:.1f}" height="{side:.1f}" '
+                    f'fill="#fafafa" stroke="#999999" stroke-width="2"/>')
+        body.append(_text(x0 + side / 2, 40, p.title, 34, weight="bold", fill=p.colour))
+        if p.subtitle:
+            body.append(_text(x0 + side / 2, 80, p.subtitle, 28))
+        d = data[:n_data]
+        body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.6" fill="#b0b0b0"/>'
+                            for a, b in zip(px(d[:, 0]), py(d[:, 1]), strict=True)))
+        if p.samples is not None and len(p.samples):
+            s = p.samples[:n_samples]
+            inside = ((px(s[:, 0]) > x0) & (px(s[:, 0]) < x0 + side)
+                      & (py(s[:, 1]) > y0) & (py(s[:, 1]) < y0 + side))
+            s = s[inside]
+            body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.4" fill="{p.colour}" '
+                                f'fill-opacity="0.75"/>'
+                                for a, b in zip(px(s[:, 0]), py(s[:, 1]), strict=True)))
+    legend_y = head + side + 44
+    body.append(_text(WIDTH / 2, legend_y, "gray: the data it learned from · colour: what it "
+                                           "makes", 28, fill=MUTED))
+    return _svg(legend_y + 22, body)
+
+
+def bars_under(figure_rows: Sequence[Tile], values: Sequence[float], value_text: Sequence[str],
+               title: str, bar_label: str, caption_size: float = 30.0) -> str:
+    """One row of pictures with a bar under each (its height in proportion to ``values``),
+    labelled with ``value_text``; ``bar_label`` names what the bars measure."""
+    gap = 18.0
+    ncol = max(len(figure_rows), 1)
+    tile_w = (WIDTH - gap * (ncol + 1)) / ncol
+    tile_h = tile_w * max(_aspect(t.image) for t in figure_rows)
+    body = [_text(WIDTH / 2, 44, title, 34, weight="bold")]
+    y = 70.0
+    bar_top, bar_h = y + tile_h + caption_size * 1.5, 190.0
+    top = max(max(values, default=0.0), 1e-9)
+    for c, (tile, v, vt) in enumerate(zip(figure_rows, values, value_text, strict=True)):
+        x = gap + c * (tile_w + gap)
+        body.append(_image(x, y, tile_w, tile_h, tile.image, tile.pixelated))
+        body.append(_text(x + tile_w / 2, y + tile_h + caption_size * 1.15, tile.caption,
+                          caption_size, weight="bold"))
+        h = max(v / top * bar_h, 3.0)
+        body.append(f'<rect x="{x + tile_w * 0.2:.1f}" y="{bar_top + bar_h - h:.1f}" '
+                    f'width="{tile_w * 0.6:.1f}" height="{h:.1f}" fill="{BARS}"/>')
+        body.append(_text(x + tile_w / 2, bar_top + bar_h + caption_size * 1.2, vt,
+                          caption_size))
+    bottom = bar_top + bar_h + caption_size * 1.6
+    body.append(_text(WIDTH / 2, bottom + caption_size * 0.9, bar_label, caption_size * 0.9,
+                      fill=MUTED))
+    return _svg(bottom + caption_size * 1.4, body)
+
+
+def replay_figure(frames: Sequence[Tile], frame_labels: Sequence[str], title: str = "",
+                  frame_s: float = 0.15, hold_s: float = 0.6, caption_size: float = 32.0,
+                  max_tile_h: float = 600.0) -> str:
+    """A run played back once inside the SVG and left on its last frame: one picture per
+    frame, its label (``frame_labels``, e.g. "step 3 of 20") under it. Frame ``i`` shows
+    from ``hold_s + (i - 1) * frame_s`` seconds (the first from the start) until the next
+    one; the animation is SMIL (it runs inside an image, no script)."""
+    aspect = max(_aspect(t.image) for t in frames)
+    tile_w = min(WIDTH - 40.0, max_tile_h / aspect)
+    tile_h = tile_w * aspect
+    longest = max((len(c) for c in frame_labels), default=0) * caption_size * 0.52
+    width = max(tile_w + 40.0, longest + 40.0, len(title) * caption_size * 0.62 + 40.0)
+    top = caption_size * 1.7 if title else 16.0
+    body = [_text(width / 2, caption_size * 1.15, title, caption_size * 1.05, weight="bold")] \
+        if title else []
+    x0 = (width - tile_w) / 2
+    last = len(frames) - 1
+    for i, (tile, label) in enumerate(zip(frames, frame_labels, strict=True)):
+        parts = (_image(x0, top, tile_w, tile_h, tile.image, tile.pixelated)
+                 + _text(width / 2, top + tile_h + caption_size * 1.3, label, caption_size))
+        if last == 0:
+            body.append(parts)
+            continue
+        begin = 0.0 if i == 0 else hold_s + (i - 1) * frame_s
+        # visible from `begin`; hidden again when the next frame shows (the last one stays)
+        show = f'<set attributeName="visibility" to="visible" begin="{begin:.2f}s"/>'
+        hide = ("" if i == last else
+                f'<set attributeName="visibility" to="hidden" begin="{hold_s + i * frame_s:.2f}s"/>')
+        body.append(f'<g visibility="{"visible" if i == 0 else "hidden"}">{show}{hide}{parts}</g>')
+    return _svg(top + tile_h + caption_size * 2, body, width)
+
+
+def message_figure(lines: Sequence[str], height: float = 560.0) -> str:
+    """A plain card with a few lines of text (a scene being prepared, or not available)."""
+    body = [f'<rect x="10" y="10" width="{WIDTH - 20}" height="{height - 20:.0f}" rx="24" '
+            f'fill="#f3f4f6" stroke="#c9ccd1" stroke-width="3"/>']
+    y0 = height / 2 - (len(lines) - 1) * 30
+    for k, line in enumerate(lines):
+        body.append(_text(WIDTH / 2, y0 + k * 60, line, 40 if k == 0 else 32,
+                          weight="bold" if k == 0 else "normal", fill=INK if k == 0 else MUTED))
+    return _svg(height, body)
