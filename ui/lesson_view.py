@@ -291,7 +291,9 @@ def _gan(scene: Scene, prep: lesson.LessonPrep) -> None:
         if prep.part("gan") is not None:
             st.rerun()
         svg = lesson.gan_svg(prep)
-        _image(scene, svg or lesson.preparing_svg(scene, prep))
+        st.image(svg or lesson.preparing_svg(scene, prep), width="stretch",
+                 alt=("The three models, still learning: their samples so far over the ring "
+                      "of 8 clusters." if svg else f"{scene.title}: being prepared."))
 
     training()
 

@@ -245,6 +245,11 @@ def model_side(info: ModelInfo) -> int:
     return clamp_int(info.card.get("size", 32), 8, 256, 32)
 
 
+def _channels(denoiser, default: int = 1) -> int:
+    """The channels a denoiser works on (a drawing model: 1 unless it says otherwise)."""
+    return int(getattr(denoiser, "channels", default))
+
+
 def one_step_guess(denoiser, x_t: torch.Tensor, sigma: float, device) -> torch.Tensor:
     """The network's guess of the clean picture from ``x_t`` (DDPM space, noise level
     ``sigma``) in one call, (C, H, W) on the CPU in [-1, 1]."""
@@ -278,7 +283,7 @@ def bell_svg(x0: torch.Tensor, noise: torch.Tensor, schedule, step: int) -> str:
 def guesses_svg(denoiser, x0: torch.Tensor, noise: torch.Tensor, schedule, device) -> str:
     """The one-step guesses: the photo under each noise of :data:`GUESS_NOISE_255` (top) and
     the network's one-call guess from it (bottom)."""
-    x0 = x0.mean(0, keepdim=True) if denoiser.channels == 1 else x0
+    x0 = x0.mean(0, keepdim=True) if getattr(denoiser, "channels", 3) == 1 else x0
     noise = noise[: x0.shape[0]]
     top, bottom = [], []
     for s255 in GUESS_NOISE_255:
@@ -303,7 +308,7 @@ def steer_svgs(denoiser, info: ModelInfo, device) -> dict[float, str]:
     side = model_side(info)
     out = {}
     for w in STEER_WS:
-        pics = generate(Guided(denoiser, label, w), (CREATE_N, denoiser.channels, side, side),
+        pics = generate(Guided(denoiser, label, w), (CREATE_N, _channels(denoiser), side, side),
                         STEER_STEPS, CREATE_SAMPLER, seed=STEER_SEED, device=device).clamp(-1, 1)
         grid = np.asarray(grid_image(pics, nrow=4))
         out[float(w)] = pictures_figure(
@@ -342,7 +347,7 @@ def cost_svg(denoiser, info: ModelInfo, device) -> tuple[str, list[float]]:
     each)."""
     side = model_side(info)
     tiles, secs = [], []
-    shape = (COST_N, denoiser.channels, side, side)
+    shape = (COST_N, _channels(denoiser), side, side)
     generate(denoiser, shape, 2, COST_SAMPLER, seed=COST_SEED, device=device)  # warm up
     for k in COST_STEPS:
         t0 = time.perf_counter()
@@ -646,7 +651,7 @@ def start_restore(denoiser, photo: torch.Tensor, plan: RestorePlan, device,
                   alive=None, settings: dict | None = None) -> RestoreJob:
     """The live restore of ``photo`` (shrunk to the plan's side) in the background."""
     image = fit_size(photo, plan.side)
-    if denoiser.channels == 1 and image.shape[0] == 3:
+    if _channels(denoiser, image.shape[0]) == 1 and image.shape[0] == 3:
         image = image.mean(0, keepdim=True)
     return RestoreJob(denoiser, image, default_schedule(), plan.start_step, plan.steps,
                       sampler=RESTORE_SAMPLER, seed=NOISE_SEED, device=device,
