@@ -4,13 +4,16 @@ static (classifier-free guidance)."""
 import streamlit as st
 
 from diffusion_core.app.create import (
+    BROWSER_LIMITS,
     DEFAULT_GUIDANCE,
     GUIDANCE_MAX,
     INTRO,
     OPENED_WORDS,
+    SERVER_CHOSEN,
     STEPS_MAX,
     STEPS_MIN,
     SWEEP_WORDS,
+    WHERE,
     CreateRequest,
     animation_gif,
     class_examples,
@@ -25,10 +28,12 @@ from diffusion_core.app.create import (
     sweep_strip,
     what_choices,
     what_text,
+    where_text,
     world_text,
 )
 from diffusion_core.maths.samplers import SPECS
 from diffusion_core.units import SEED_MAX
+from ui.create_browser import browser_create
 from ui.job_watch import progress_with_stop, watch
 from ui.models import KEEP, device_defaults, estimate_caption, measured_speed, run_button
 from ui.nav import sidebar_nav
@@ -38,7 +43,7 @@ from ui.state import as_default, init_state
 st.set_page_config(page_title="Create · Diffusion Lab", page_icon="✏️", layout="wide")
 sidebar_nav()
 init_state("create", {"create_what": "Sneaker", "create_guidance": DEFAULT_GUIDANCE,
-                      "create_sampler": "heun", "create_seed": 0})
+                      "create_sampler": "heun", "create_seed": 0, "create_where": "browser"})
 # a first visit starts with the steps that draw in about 10 s on this computer
 device_defaults("create", create_models(), first_steps, ("create_steps",))
 ss = st.session_state
@@ -63,6 +68,17 @@ req = CreateRequest.clamped(info=info, what=ss.get("create_what"),
                             sampler=ss.get("create_sampler"), seed=ss.get("create_seed"))
 ss.update({f"create_{k}": v for k, v in req.widget_values().items()})
 choices = what_choices(info)
+
+# ---------------------------------------------------------------- in this browser, when it can
+where = st.sidebar.radio("Where to draw", WHERE, key="create_where", persist_state=KEEP,
+                         **as_default("create_where", WHERE, "index"), format_func=where_text,
+                         help="This computer: your browser runs the model (the knob answers at "
+                              "once). The server: it runs here, shared with everyone.")
+note = st.empty()
+browser = browser_create(info, req.widget_values(), BROWSER_LIMITS) if where == "browser" else None
+note.caption(browser.note if browser else SERVER_CHOSEN)
+if browser is not None and browser.state == "ready":
+    st.stop()  # the component above draws, shows and explains everything
 
 examples, shown = class_examples(info, choices)
 if examples:

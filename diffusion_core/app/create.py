@@ -289,6 +289,21 @@ def animation_gif(result: CreateResult) -> bytes:
     return frames_gif([np.asarray(grid_image(x, nrow=4)) for x in grids], min_side=SHOW_SIDE)
 
 
+# ---------------------------------------------------------------- where it draws
+
+#: where a run is drawn: in the visitor's browser (diffusion_core.browser, when it can) or on
+#: the server (the CreateJob above)
+WHERE = ("browser", "server")
+#: the browser's limits are the page's own (diffusion_core.browser.create.browser_settings)
+BROWSER_LIMITS = {"steps_min": STEPS_MIN, "steps_max": STEPS_MAX, "guidance_max": GUIDANCE_MAX,
+                  "grid_n": GRID_N, "sweep_n": SWEEP_N}
+SERVER_CHOSEN = "Drawing on the server (chosen in the sidebar)."
+
+
+def where_text(where: str) -> str:
+    return "this computer (in the browser)" if where == "browser" else "the server"
+
+
 # ---------------------------------------------------------------- words
 
 INTRO = (

@@ -149,7 +149,9 @@ def read_status(value: Any, model: str) -> BrowserStatus:
                                                        "does not understand"))
     status = value["status"]
     if value.get("model") not in (None, model):
-        return BrowserStatus("checking", CHECKING_NOTE)  # an answer about the previous model
+        # an answer about the world shown before: a browser that drew it is loading this one
+        return BrowserStatus("ready", READY_NOTE) if status == "ready" else \
+            BrowserStatus("checking", CHECKING_NOTE)
     if status == "ready":
         ms = value.get("ms_per_call")
         ms = float(ms) if isinstance(ms, (int, float)) and ms >= 0 else None

@@ -64,6 +64,11 @@ NO_LABEL = -1
 CHECK_STEPS = 20
 #: the noise levels at which the export compares the ONNX file with the torch model
 CHECK_SIGMAS = (80.0, 10.0, 1.0, 0.1, 0.002)
+INDEX_FILE = "index.json"  # the exported models, in menu order (models/index.json)
+#: the worlds' menu order and what each is first asked for: the Create page's own
+#: (app.create.WORLD_ORDER and FIRST_ASK; tests/test_web_site.py keeps them equal)
+WORLD_ORDER = ("fashion", "mnist", "doodles")
+FIRST_ASK = {"fashion": "Sneaker", "mnist": "7", "doodles": "cat", "digits_cond": "7"}
 
 
 class ExportError(ValueError):
@@ -208,7 +213,8 @@ def model_json(info: ModelInfo, den: EDMDenoiser, side: int, onnx_path: Path,
     return {
         "format": FORMAT,
         "name": info.name,
-        "title": str(card.get("world_title") or info.name),
+        "title": str(card.get("world_title")
+                     or ("Small digits" if card.get("kind") == "digits" else info.name)),
         "world": str(card.get("world") or info.name),
         "size": side,
         "channels": den.channels,
@@ -293,6 +299,7 @@ def export_web(name: str, root: Path = MODELS_DIR) -> Exported:
     diff = onnx_max_diff(onnx_path, den, den.channels, side)
     data = model_json(info, den, side, onnx_path, diff)
     json_path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    write_index(root)
     return Exported(info.name, onnx_path, json_path, onnx_path.stat().st_size, diff)
 
 
@@ -315,3 +322,27 @@ def exported_models(root: Path = MODELS_DIR) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if read_export(p.name, root) is not None)
+
+
+def ordered(names: list[str]) -> list[str]:
+    """Model names in menu order: the worlds first (:data:`WORLD_ORDER`), then the rest."""
+    return sorted(names, key=lambda n: (WORLD_ORDER.index(n) if n in WORLD_ORDER
+                                        else len(WORLD_ORDER), n))
+
+
+def index_entry(name: str, data: dict) -> dict:
+    """A model's entry in ``models/index.json``: what the page's world menu needs."""
+    classes = data.get("classes") or []
+    want = FIRST_ASK.get(str(data.get("world") or name))
+    return {"name": name, "title": str(data.get("title") or name), "base": f"models/{name}/",
+            "what": want if want in classes else (classes[0] if classes else "anything"),
+            "credit": data.get("credit")}
+
+
+def write_index(root: Path = MODELS_DIR, names: list[str] | None = None) -> Path:
+    """``root/index.json``: the exported models (or ``names``) in menu order."""
+    names = ordered(exported_models(root) if names is None else list(names))
+    entries = [index_entry(n, read_export(n, root) or {}) for n in names]
+    path = Path(root) / INDEX_FILE
+    path.write_text(json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
+    return path

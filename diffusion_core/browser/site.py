@@ -36,6 +36,7 @@ from diffusion_core.browser.export import (
     ONNX_FILE,
     exported_models,
     read_export,
+    write_index,
 )
 from diffusion_core.maths.forward import draw_noise
 from diffusion_core.maths.schedules import SCHEDULES, T_DEFAULT, make_schedule
@@ -128,15 +129,12 @@ def export_site(dest: Path | str, models: list[str] | None = None,
     (dest / "vendor").mkdir()
     for path in runtime_files():
         shutil.copyfile(path, dest / "vendor" / path.name)
-    index = []
     for name in names:
-        data = read_export(name, models_root)
         out = dest / "models" / name
         out.mkdir(parents=True)
         for f in (ONNX_FILE, JSON_FILE):
             shutil.copyfile(Path(models_root) / name / f, out / f)
-        index.append({"name": name, "title": data.get("title") or name, "base": f"models/{name}/"})
-    (dest / "models" / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    write_index(dest / "models", names)
     write_samples(dest / "samples")
     files = [p for p in dest.rglob("*") if p.is_file()]
     return Site(dest, len(files), sum(p.stat().st_size for p in files), names)

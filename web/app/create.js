@@ -67,6 +67,13 @@ export function resolveLabel(model, text) {
   return null;
 }
 
+/** "a 7", "a sneaker", "an ankle boot", "a T-shirt/top" (app/create.what_text). */
+export function aName(choice) {
+  const two = choice.slice(0, 2); // Python's isupper(): a cased letter, none lower case
+  const name = two === two.toUpperCase() && two !== two.toLowerCase() ? choice : choice.toLowerCase();
+  return `${"aeiou8".includes(name[0].toLowerCase()) ? "an" : "a"} ${name}`;
+}
+
 function guidanceWords(w, what) {
   if (w === 0) return `0: the label is ignored; the model draws anything.`;
   if (w < 1) return `${w}: a weak pull towards ${what}.`;
@@ -192,6 +199,10 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
       el("p", { text: "Your browser runs the model itself (onnxruntime-web, WebAssembly, one thread): the server only sent the files, once. Each step asks the network twice per picture, once told the label and once told nothing, and mixes the two guesses: told nothing + guidance × (told − nothing)." }),
       el("p", { text: "Seeds: the browser draws its starting noise with its own random generator, so a seed here gives different pictures from the same seed on the server or the command line. Given the same starting noise, the browser and the server draw the same pictures (they agree to 0.001)." })));
 
+  // in the app, nothing but the status line shows until the model is ready here: the page
+  // shows its server controls meanwhile, and falls back to them if this browser cannot draw
+  if (mode === "component") root.classList.add("dl-waiting");
+
   // ---- the class pictures
   function renderClasses() {
     classBox.innerHTML = "";
@@ -233,7 +244,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
   }
 
   function whatText() {
-    return state.label < 0 ? "anything" : `a ${state.json.classes[state.label]}`;
+    return state.label < 0 ? "anything" : aName(state.json.classes[state.label]);
   }
 
   function choose(label) {
@@ -311,8 +322,10 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
       return fail("error", `the model's description could not be read (${e.message || e})`);
     }
     if (token !== state.loadToken) return;
-    // a world's classes are its own: a new world starts from what the host asked, or anything
-    state.label = (what != null ? resolveLabel(state.json, what) : -1) ?? -1;
+    // a world's classes are its own: a new world starts from what the host asked, or what
+    // the world is first asked for (models/index.json), or anything
+    const ask = what ?? m.what;
+    state.label = (ask != null ? resolveLabel(state.json, ask) : -1) ?? -1;
     renderClasses();
     clearResults();
     if (state.worker) state.worker.terminate();
@@ -334,6 +347,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
       if (msg.type === "ready") {
         clearTimeout(timer);
         state.ready = true;
+        root.classList.remove("dl-waiting");
         state.msPerCall = msg.msPerCall;
         createBtn.disabled = false;
         const perRun = (msg.msPerCall * callsPerRun()) / 1000;
@@ -384,6 +398,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     status.classList.remove("dl-bad");
     status.textContent = `Drawing on this computer: ${whatText()}, step 0 of ${n}…`;
     root.dataset.run = String(id);
+    root.dataset.frames = "0";
     root.dataset.state = "running";
   }
 

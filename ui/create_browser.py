@@ -1,0 +1,36 @@
+"""The Create page's browser mode (Streamlit side): the ``web/app`` folder mounted as a
+component (``components.v1.declare_component(path=...)``), served by the app itself.
+
+:func:`browser_create` mounts it for one model and reads the one status it reports back
+(:mod:`diffusion_core.browser.create`). A session whose browser failed (no WebAssembly, the
+``.wasm`` blocked, too slow to load) is not asked again for that model: the page draws on the
+server and says why in one line.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import streamlit.components.v1 as components
+
+from diffusion_core.browser.create import APP_DIR, BrowserStatus, browser_offer, read_status
+from diffusion_core.models.registry import ModelInfo
+
+_create_browser = components.declare_component("create_browser", path=str(APP_DIR))
+FAILED_KEY = "create_browser_failed"  # model name -> the line that says why
+
+
+def browser_create(info: ModelInfo, values: dict, limits: dict, key: str = "create_browser"
+                   ) -> BrowserStatus:
+    """Mount browser-mode Create for ``info`` (starting from the page's ``values``) unless
+    it cannot be offered or already failed in this session; what the page should do."""
+    failed = st.session_state.setdefault(FAILED_KEY, {})
+    if info.name in failed:
+        return BrowserStatus("fallback", failed[info.name])
+    offer = browser_offer(info, values, limits)
+    if not offer.available:
+        return BrowserStatus("fallback", offer.note)
+    status = read_status(_create_browser(**offer.args, key=key, default=None), info.name)
+    if status.state == "fallback":
+        failed[info.name] = status.note
+        st.rerun()  # drop the component now: the server path takes its place
+    return status
