@@ -16,6 +16,7 @@ The pictures are SVGs made by :mod:`diffusion_core.app.lesson_figures`. No strea
 
 from __future__ import annotations
 
+import atexit
 import math
 import re
 import threading
@@ -89,6 +90,7 @@ TOY2D_DATASET, TOY2D_SEED = "ring", 0
 TOY2D_KINDS = toy2d.DEFAULT_MODELS  # GAN, VAE, diffusion
 PAUSE_MAX_S = 20.0  # the warm-up waits at most this long (at a time) for a live run to end
 LIVE_KINDS = ("restore", "create")  # runs the warm-up steps aside for
+EXIT_WAIT_S = 30.0  # at the process's end, the longest wait for the warm-up to stop
 
 
 # ---------------------------------------------------------------------- the scenes
@@ -542,6 +544,24 @@ def _problem_text(part: str, e: BaseException) -> str:
 
 _PREP: list[LessonPrep] = []
 _PREP_LOCK = threading.Lock()
+
+
+def _stop_at_exit() -> None:
+    """Stop the warm-up when the process ends (a thread still computing with PyTorch while
+    the interpreter shuts down can abort the process)."""
+    with _PREP_LOCK:
+        preps = _PREP[:]
+    for prep in preps:
+        prep.stop()
+        if prep.compare is not None:
+            prep.compare.stop()
+    for prep in preps:
+        prep.wait(EXIT_WAIT_S)
+        if prep.compare is not None:
+            prep.compare.wait(EXIT_WAIT_S)
+
+
+atexit.register(_stop_at_exit)
 
 
 def shared_prep(device: str | torch.device = "cpu") -> LessonPrep:
