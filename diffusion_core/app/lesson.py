@@ -710,6 +710,14 @@ def restore_figure(job: RestoreJob, snap: dict | None = None) -> str:
                            caption_size=30)
 
 
+def run_where(job) -> str:
+    """Where a run computes, in a few words: "CPU, 1 thread of 2", a GPU's name."""
+    if job.device.type != "cpu":
+        return device_label(job.device)
+    t = job.plan.threads
+    return f"CPU, {t} thread{'s' if t != 1 else ''} of {job.plan.cores}"
+
+
 def live_status(job) -> str:
     """One line about a live scene's run (a :class:`RestoreJob` or :class:`CreateJob`)."""
     if job is None:
@@ -720,16 +728,16 @@ def live_status(job) -> str:
         if job.state in ("new", "waiting"):
             return "Waiting for the computer (another run is going); it starts next."
         plan = job.settings.get("plan")
-        about = f" (about {plan.seconds:.0f} s)" if getattr(plan, "seconds", None) else ""
-        return f"Running live on this computer{about}: {job.runs_on}."
+        about = f", about {plan.seconds:.0f} s" if getattr(plan, "seconds", None) else ""
+        return f"Running live on this computer ({run_where(job)}{about})."
     res = job.result
     if res is None:
         return "Stopped before it started."
     if isinstance(job, RestoreJob):
-        return (f"Done: {res.steps_run} steps in {res.seconds:.1f} s, "
-                f"{job.image.shape[-1]} × {job.image.shape[-2]} px, on {job.runs_on}.")
-    return (f"Done: {len(res.frames)} steps in {res.seconds:.1f} s on {job.runs_on} "
-            f"(the {job.settings.get('model', '')} model), played back above.")
+        return (f"Done live: {res.steps_run} steps in {res.seconds:.1f} s "
+                f"({job.image.shape[-1]} × {job.image.shape[-2]} px, {run_where(job)}).")
+    return (f"Done live: {len(res.frames)} steps in {res.seconds:.1f} s ({run_where(job)}, "
+            f"the {job.settings.get('model', '')} model); played back above.")
 
 
 def create_plan(speed: Speed | None, info: ModelInfo, budget: float = LIVE_BUDGET_S) -> int:

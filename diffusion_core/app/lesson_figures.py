@@ -120,15 +120,17 @@ def pictures_figure(rows: Sequence[Sequence[Tile]], row_labels: Sequence[str] = 
 
 def bell_figure(picture: Tile, centres: np.ndarray, density: np.ndarray, title: str,
                 bell: np.ndarray | None = None) -> str:
-    """``picture`` on the left; on the right the histogram (``centres``, ``density``) of its
-    pixel values with the standard normal density drawn over it, under ``title``."""
-    height = 620.0
-    pic_w = 520.0
-    pic_h = min(pic_w * _aspect(picture.image), height - 120)
-    body = [_image(20, (height - 60 - pic_h) / 2, pic_w, pic_h, picture.image, picture.pixelated),
-            _text(20 + pic_w / 2, height - 28, picture.caption, 30)]
+    """``picture`` on the left (its caption under it); on the right the histogram
+    (``centres``, ``density``) of its pixel values with the standard normal density drawn
+    over it, under ``title``."""
+    width, height = 1100.0, 620.0
+    pic_w = 470.0
+    pic_h = min(pic_w * _aspect(picture.image), height - 140)
+    pic_y = (height - pic_h - 50) / 2
+    body = [_image(10, pic_y, pic_w, pic_h, picture.image, picture.pixelated),
+            _text(10 + pic_w / 2, pic_y + pic_h + 40, picture.caption, 30)]
     # the chart
-    left, right, top, bottom = 620.0, WIDTH - 30.0, 70.0, height - 90.0
+    left, right, top, bottom = 530.0, width - 20.0, 70.0, height - 90.0
     lo, hi = -3.5, 3.5
     ymax = max(0.6, float(np.max(density)) if len(density) else 0.6)
 
@@ -157,8 +159,12 @@ def bell_figure(picture: Tile, centres: np.ndarray, density: np.ndarray, title: 
                     f'y2="{bottom + 10}" stroke="{INK}" stroke-width="2"/>')
         body.append(_text(sx(tick), bottom + 40, str(tick), 28))
     body.append(_text((left + right) / 2, height - 12, "pixel value", 28, fill=MUTED))
-    body.append(_text(right - 10, top + 10, "bell curve N(0, 1)", 28, anchor="end", fill=ACCENT))
-    return _svg(height, body)
+    # the legend, top left: the bell curve's left tail and the photo's bars leave room there
+    body.append(_text(left + 4, top + 30, "red: the bell curve", 28, anchor="start", fill=ACCENT))
+    body.append(_text(left + 4, top + 64, "N(0, 1)", 28, anchor="start", fill=ACCENT))
+    body.append(_text(left + 4, top + 98, "bars: the pixels", 28, anchor="start",
+                      fill="#3b83bd"))
+    return _svg(height, body, width)
 
 
 @dataclass(frozen=True)
