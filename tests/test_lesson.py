@@ -149,7 +149,7 @@ def test_live_restore_runs_and_draws_its_start_progress_and_end():
     done = parse(lesson.restore_figure(job))
     texts = [t.text for t in done.iter(f"{SVG}text")]
     assert "after 4 steps" in texts and "the original" in texts
-    assert lesson.live_status(job).startswith("Done: 4 steps in")
+    assert lesson.live_status(job).startswith("Done live: 4 steps in")
 
 
 def test_live_drawing_plays_its_steps_back_and_ends_on_the_pictures():

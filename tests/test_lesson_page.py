@@ -141,7 +141,7 @@ def test_the_live_restore_starts_at_once_and_runs_again_on_request(warm):
     assert plan.seconds is None or plan.seconds <= lesson.LIVE_BUDGET_S
     wait_for_page_job(at, "lesson_restore_job")
     assert job.state == "done"
-    status = [c.value for c in at.caption if c.value.startswith("Done:")]
+    status = [c.value for c in at.caption if c.value.startswith("Done live:")]
     assert status and f"{job.result.steps_run} steps" in status[0]
     at.button(key="lesson_restore_job_again").click().run()
     again = at.session_state["lesson_restore_job"]
