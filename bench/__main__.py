@@ -9,7 +9,8 @@ Parts: denoise, digits, generate (the conditional models: mnist, fashion, doodle
 digits_cond), speed, app, load, live (what watching a run costs, bench/live_cost.py), noise
 (what slows a run on every core), stop (how soon Stop answers), preset, kill, inputs, toy2d,
 repair, inpaint, class (a class through nginx, deploy/), estimates (the pages' run-time
-estimates against measured runs) (README.md).
+estimates against measured runs), lesson (the Lesson page's scene-to-visual times, first
+visit and warm) (README.md).
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ PARTS = {
     "inputs": script("bad_inputs.py"),
     "kill": script("train_kill.py", ("--overrides", '{"steps": 600}',
                                      "--out", str(RESULTS / "train_kill_quick"))),
+    "lesson": script("lesson.py", ("--reps", "2", "--out", str(RESULTS / "lesson_quick"))),
 }
 
 
