@@ -5,8 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
+NPM ?= npm
+SITE_DIR ?= site
+# onnxruntime-web for Create's browser mode and the static site: pinned by web/package-lock.json,
+# copied into web/app/vendor/ by npm (web/scripts/vendor.mjs) and served by the app itself
+WEB_VENDOR := web/app/vendor/manifest.json
 
-.PHONY: run install install-dev test test-fast lint chromium bench clean
+.PHONY: run install install-dev test test-fast lint chromium bench clean web node site
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -23,8 +28,32 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.dev-installed
 
-run: install
+run: install web
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+$(WEB_VENDOR): web/package.json web/package-lock.json web/scripts/vendor.mjs
+	cd web && $(NPM) ci --no-audit --no-fund
+	@test -f $@ && touch $@
+
+# The npm files when npm is here; without it (or offline before the first install) the app
+# still runs and Create draws on the server, and says so.
+web:
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(WEB_VENDOR) || \
+	  echo "npm ci failed: Create will draw on the server only (browser mode needs web/app/vendor)"; \
+	else echo "npm is missing: Create will draw on the server only (install Node.js and npm for browser mode)"; fi
+
+# Node.js and npm for make test, the way chromium comes: Debian packages when root.
+node:
+	@if command -v $(NPM) >/dev/null 2>&1; then echo "npm: $$(command -v $(NPM))"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	else echo "npm is missing and we are not root: the browser-mode tests will be skipped"; fi
+
+# The static site to hand out (Create in the browser, the forward scrubber): any static host
+# serves it, e.g. python -m http.server -d $(SITE_DIR)
+site: install web
+	$(PY) -m diffusion_core export-site $(SITE_DIR)
 
 chromium:
 	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; \
@@ -52,7 +81,8 @@ lint: install-dev
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/hadolint Dockerfile
 
-test: install-dev chromium nginx lint
+test: install-dev chromium nginx node lint
+	@$(MAKE) --no-print-directory web
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The inner loop: unit and AppTest tests only, under 90 s on 2 cores. Browser, server and

@@ -335,7 +335,8 @@ def report(res: dict) -> str:
                   f"A class asked for at w = {GUIDANCE:g}: every step makes each picture's two "
                   "guesses in one batch-2 call (16 calls per step; Heun: 32, its last step 16). "
                   f"Goal: at most {sp['goal_s']:g} s. Median of the runs after a warm-up.", "",
-                  "| sampler | model calls | seconds per run | ms per step | ms per call | first frame (ms) | runs (s) |",
+                  "| sampler | model calls | seconds per run | ms per step | ms per call "
+                  "| first frame (ms) | runs (s) |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         for r in sp["rows"]:
             lines.append(f"| {r['sampler']} | {r['calls']} | {r['seconds']:.2f} | {r['ms_per_step']:.0f} "

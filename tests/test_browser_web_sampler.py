@@ -10,7 +10,6 @@ own generator); the page's help says so."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -122,7 +122,7 @@ def fallback_note(reason: str) -> str:
     return f"Drawing on the server: {reason}."
 
 
-_SAFE = re.compile(r"[^\w .,:;()\-+/'’“”%=<>]")
+_SAFE = re.compile(r"[^\w .,:;()\-+/'’“”%=]")
 
 
 def _clean(text: Any, limit: int = 160) -> str:

@@ -41,6 +41,16 @@ async function load(msg) {
   ort.env.wasm.proxy = false;
   ort.env.wasm.wasmPaths = new URL("./vendor/", self.location.href).href;
   ort.env.logLevel = "error";
+  ort.env.wasm.initTimeout = 30000; // a runtime that never starts fails instead of hanging
+  // A .wasm blocked on the way (a filter, a proxy, a missing npm install) makes the runtime's
+  // own loader hang or abort without an answer: ask for the file first, cheaply.
+  const wasmUrl = new URL("./vendor/ort-wasm-simd-threaded.wasm", self.location.href);
+  try {
+    const h = await fetch(wasmUrl, { method: "HEAD", cache: "no-store" });
+    if (!h.ok) throw new Error(`HTTP ${h.status}`);
+  } catch (e) {
+    return fail(`the WebAssembly file could not be loaded (${e.message || e})`);
+  }
   const url = new URL(msg.model + meta.onnx.file, self.location.href);
   url.searchParams.set("v", meta.onnx.sha256.slice(0, 12)); // a re-export is fetched anew
   const t0 = performance.now();
