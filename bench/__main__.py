@@ -10,7 +10,8 @@ digits_cond), speed, app, load, live (what watching a run costs, bench/live_cost
 (what slows a run on every core), stop (how soon Stop answers), preset, kill, inputs, toy2d,
 repair, inpaint, class (a class through nginx, deploy/), estimates (the pages' run-time
 estimates against measured runs), lesson (the Lesson page's scene-to-visual times, first
-visit and warm) (README.md).
+visit and warm), web (Create in the browser: speed, the guidance knob, a class in browser
+mode, bench/web.py) (README.md).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ PARTS = {
                                         "--out", str(RESULTS / "thread_noise_quick"))),
     "class": script("class_bench.py", ("--sessions", "4", "--steps", "3",
                                        "--out", str(RESULTS / "class_quick.md"))),
+    "web": script("web.py", ("--quick", "--out", str(RESULTS / "web_quick"))),
     "preset": script("train_preset.py", ("--steps", "300", "--n", "200")),
     "inputs": script("bad_inputs.py"),
     "kill": script("train_kill.py", ("--overrides", '{"steps": 600}',

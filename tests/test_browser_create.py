@@ -16,6 +16,8 @@ WORLDS = [("Clothes", "a sneaker", "create_clothes"), ("Digits", "a 7", "create_
 def test_create_draws_what_is_asked_in_each_world(app_server, page, artifacts_dir, world, ask,
                                                   shot):
     page.goto(app_server + "/Create")
+    # the server path (browser mode, the default where it can: tests/test_browser_web_create.py)
+    page.get_by_text("the server", exact=True).click()
     run = page.get_by_role("button", name="▶ Create", exact=True)
     run.wait_for()
     page.get_by_text(world, exact=True).first.click()
