@@ -34,6 +34,7 @@ K_NOTES, K_BELL, K_GUIDANCE = "lesson_notes", "lesson_bell_step", "lesson_guidan
 K_RESTORE, K_CREATE, K_SEED = "lesson_restore_job", "lesson_create_job", "lesson_create_seed"
 K_RESTART = "lesson_restart"
 VISUAL_TOP_PX = 78  # the window height above the visual (the scene bar and margins)
+LIVE_EVERY_S = 0.5  # a live scene's picture is redrawn at most this often while it runs
 
 KEYS_JS = r"""
 export default function(component) {
@@ -335,7 +336,7 @@ def _live(scene: Scene, key: str, figure) -> None:
     if job is not None and job.done:
         _image(scene, figure(job, None))
         return
-    watch(lambda: ss.get(key), lambda j, snap: _image(scene, figure(j, snap)), every=0.4,
+    watch(lambda: ss.get(key), lambda j, snap: _image(scene, figure(j, snap)), every=LIVE_EVERY_S,
           key=key)
 
 
