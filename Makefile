@@ -32,7 +32,7 @@ run: install web
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 $(WEB_VENDOR): web/package.json web/package-lock.json web/scripts/vendor.mjs
-	cd web && $(NPM) ci --no-audit --no-fund
+	cd web && $(NPM) ci --no-audit --no-fund --ignore-scripts && $(NPM) run --silent vendor
 	@test -f $@ && touch $@
 
 # The npm files when npm is here; without it (or offline before the first install) the app

@@ -54,6 +54,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 MODEL = "mnist"
+IDLE_WINDOW_S = 10.0  # class part: the replicas' CPU with every page open and idle
 GRID_N, STEPS, GUIDANCE, LABEL = 16, 20, 3.0, 7
 
 
@@ -239,7 +240,7 @@ def bench_knob(browser, quick: bool, site: Path) -> dict:
         try:
             page.goto(url + "/index.html")
             page.locator(".dl-create button.dl-primary:not([disabled])").wait_for(timeout=120_000)
-            page.locator("button.dl-world", has_text="Digits").click()
+            page.locator("button.dl-world[data-model='mnist']").click()
             page.locator(".dl-create button.dl-primary:not([disabled])").wait_for(timeout=120_000)
             page.locator(".dl-class[aria-label='7']").click()  # asks for a 7: a run starts
             ws = [2.0, 4.0, 3.0, 5.0, 2.5, 3.5]
@@ -292,6 +293,12 @@ def bench_class(browser_factory, sessions: int, timeout: float) -> dict:
                 for f in frames:
                     f.locator(".dl-create button.dl-primary:not([disabled])").wait_for()
                 setup_s = time.monotonic() - t0
+                time.sleep(5)  # the pages' last reruns after "ready" settle
+                # the replicas' CPU with every page open and nothing running, for scale
+                quiet0, tq = cpu(), time.monotonic()
+                time.sleep(IDLE_WINDOW_S)
+                quiet1 = cpu()
+                idle_rate = sum(b - a for a, b in zip(quiet0, quiet1)) / (time.monotonic() - tq)
                 ready = cpu()
                 t1 = time.monotonic()
                 for f in frames:
@@ -309,13 +316,15 @@ def bench_class(browser_factory, sessions: int, timeout: float) -> dict:
                     c.close()
                 browser.close()
             nginx_cpu = tree_cpu_seconds(top.nginx.pid) - nginx0
-    setup_cpu = sum(r - i for r, i in zip(ready, idle))
+    setup_cpu = sum(q - i for q, i in zip(quiet0, idle))
     run_cpu = sum(e - r for e, r in zip(end, ready))
     return {"sessions": sessions, "plan": plan.describe(), "grids_done": done,
             "grids_complete": complete, "exceptions": failed, "setup_s": setup_s,
             "run_s": run_s, "cpu_setup_s": setup_cpu, "cpu_run_s": run_cpu,
             "cpu_setup_per_visitor_s": setup_cpu / sessions,
             "cpu_run_per_visitor_s": run_cpu / sessions, "nginx_cpu_s": nginx_cpu,
+            "idle_cpu_per_s": idle_rate, "idle_window_s": IDLE_WINDOW_S,
+            "cpu_run_minus_idle_per_visitor_s": (run_cpu - idle_rate * run_s) / sessions,
             "replica_cpu_s": [round(e - i, 2) for e, i in zip(end, idle)],
             "ok": done == complete == sessions and not failed}
 
@@ -374,6 +383,12 @@ def report(res: dict) -> str:
                       f"{c['cpu_setup_s']:.2f} | {c['cpu_setup_per_visitor_s']:.3f} |",
                       f"| the runs (press to every grid) | {c['run_s']:.0f} | {c['cpu_run_s']:.2f} | "
                       f"{c['cpu_run_per_visitor_s']:.3f} |", "",
+                      f"With every page open and nothing running the replicas together use "
+                      f"{c['idle_cpu_per_s'] * 1000:.1f} ms of CPU per second ({c['idle_window_s']:.0f} s "
+                      "measured before the press): over the runs' time that is "
+                      f"{c['idle_cpu_per_s'] * c['run_s']:.2f} CPU-s, so the runs themselves cost "
+                      f"{c['cpu_run_minus_idle_per_visitor_s']:.3f} CPU-s per visitor beyond "
+                      "an open page.", "",
                       f"nginx: {c['nginx_cpu_s']:.2f} CPU-s; per replica (whole test): "
                       f"{', '.join(map(str, c['replica_cpu_s']))} CPU-s.", ""]
     return "\n".join(lines)
