@@ -73,7 +73,9 @@ class BrowserOffer:
 
 def export_problem(info: ModelInfo, root: Path = MODELS_DIR) -> str:
     """Why a model cannot be drawn in the browser ("" when it can)."""
-    data = read_export(info.name, root) if info.source == "shipped" else None
+    if info.source != "shipped":
+        return f"“{info.name}” is a model trained here; only the shipped models have a browser copy"
+    data = read_export(info.name, root)
     if data is None:
         return (f"“{info.name}” has no browser copy (python -m diffusion_core export-web "
                 f"--model {info.name})")
