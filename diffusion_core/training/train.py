@@ -497,6 +497,8 @@ def export_checkpoint(run_dir: Path, out_dir: Path, extra: dict | None = None) -
                 last = rec if "val_psnr_s25" in rec or not last else {**rec, **{
                     k: v for k, v in last.items() if k == "val_psnr_s25"}}
     data_desc = extra.pop("data", None) if extra else None
+    if data_desc is None and cfg.kind == "world":  # how many pictures, and their credit
+        data_desc = world_batches(cfg.data)[1]
     card = {
         "name": cfg.name, "kind": cfg.kind, "architecture": "DenoiserUNet + EDM precond",
         "net": net.config, "parameters": count_parameters(net),
