@@ -160,5 +160,10 @@ def test_no_webassembly_falls_back_to_the_server(server, browser):
             timeout=120_000)
         page.get_by_role("button", name="▶ Create", exact=True).wait_for()
         assert until(lambda: page.frame_locator(FRAME).locator(".dl-create").count() == 0, 10)
+        # no other world is tried in this browser: it cannot run any
+        page.get_by_text("Doodles", exact=True).first.click()
+        page.get_by_text("asked for a cat with guidance 3").wait_for()
+        assert page.get_by_text("this browser has no WebAssembly").count() == 1
+        assert page.locator(FRAME).count() == 0
     finally:
         ctx.close()

@@ -86,6 +86,7 @@ def test_status_from_the_browser_becomes_one_line():
                          "message": "bad\n**thing** [x](javascript:alert(1)) <b>" + "y" * 400},
                         "mnist")
         assert s.state == "fallback" and words in s.note and "\n" not in s.note
+        assert s.every_model == (status == "unsupported")  # no other world would do better
         assert "**" not in s.note and "[" not in s.note and "<b>" not in s.note
         assert len(s.note) < 320
     for junk in ("ready", 3, {"status": "maybe"}, ["ready"]):

@@ -16,7 +16,8 @@ from diffusion_core.browser.create import APP_DIR, BrowserStatus, browser_offer,
 from diffusion_core.models.registry import ModelInfo
 
 _create_browser = components.declare_component("create_browser", path=str(APP_DIR))
-FAILED_KEY = "create_browser_failed"  # model name -> the line that says why
+FAILED_KEY = "create_browser_failed"  # model name (or EVERY) -> the line that says why
+EVERY = "*"
 
 
 def browser_create(info: ModelInfo, values: dict, limits: dict, key: str = "create_browser"
@@ -24,13 +25,13 @@ def browser_create(info: ModelInfo, values: dict, limits: dict, key: str = "crea
     """Mount browser-mode Create for ``info`` (starting from the page's ``values``) unless
     it cannot be offered or already failed in this session; what the page should do."""
     failed = st.session_state.setdefault(FAILED_KEY, {})
-    if info.name in failed:
-        return BrowserStatus("fallback", failed[info.name])
+    if EVERY in failed or info.name in failed:
+        return BrowserStatus("fallback", failed.get(EVERY) or failed[info.name])
     offer = browser_offer(info, values, limits)
     if not offer.available:
         return BrowserStatus("fallback", offer.note)
     status = read_status(_create_browser(**offer.args, key=key, default=None), info.name)
     if status.state == "fallback":
-        failed[info.name] = status.note
+        failed[EVERY if status.every_model else info.name] = status.note
         st.rerun()  # drop the component now: the server path takes its place
     return status

@@ -140,6 +140,8 @@ class BrowserStatus:
     state: str
     note: str
     ms_per_call: float | None = None
+    #: for a fallback: whether it holds for every model (this browser cannot run any)
+    every_model: bool = False
 
 
 def read_status(value: Any, model: str) -> BrowserStatus:
@@ -165,4 +167,4 @@ def read_status(value: Any, model: str) -> BrowserStatus:
         why = f"this browser cannot run it ({why})"
     else:
         why = f"the browser could not start the model ({why})"
-    return BrowserStatus("fallback", fallback_note(why))
+    return BrowserStatus("fallback", fallback_note(why), every_model=status == "unsupported")
