@@ -88,7 +88,7 @@ STEER_WS = SWEEP  # the guidance knob's strengths (the Create page's sweep)
 STEER_CLASS = 7  # the class asked for (its index; the last class if there are fewer)
 STEER_STEPS, STEER_SEED = 12, 1
 COST_STEPS = (1, 2, 4, 8, 16, 32)
-COST_SAMPLER, COST_N, COST_SEED = "dpmpp_2m", 4, 3
+COST_SAMPLER, COST_N, COST_SEED = "dpmpp_2m", 2, 3
 TOY2D_DATASET, TOY2D_SEED = "ring", 0
 TOY2D_KINDS = toy2d.DEFAULT_MODELS  # GAN, VAE, diffusion
 PAUSE_MAX_S = 20.0  # the warm-up waits at most this long (at a time) for a live run to end
@@ -182,11 +182,11 @@ SCENES: tuple[Scene, ...] = (
     Scene("cost", "Cost", "What it costs: the number of steps",
           "Every step is one more trip through the network, so twice the steps take twice "
           "the time. After about ten steps the pictures hardly change.",
-          "- The same four starting points, drawn with 1 to 32 steps (DPM-Solver++); bars: "
+          "- The same two starting points, drawn with 1 to 32 steps (DPM-Solver++); bars: "
           "the time each took on this computer.\n- One step gives only the blurry average of "
           "scene 3.\n- Cleverer samplers need fewer steps: the Cost-of-steps page measures "
           "four of them.",
-          "Four pictures drawn with 1, 2, 4, 8, 16 and 32 steps side by side, with a bar "
+          "Two pictures drawn with 1, 2, 4, 8, 16 and 32 steps side by side, with a bar "
           "under each for the time it took."),
 )
 N_SCENES = len(SCENES)
@@ -346,6 +346,10 @@ def compute_words(device) -> str:
     return f"CPU, {n} thread{'s' if n != 1 else ''}"
 
 
+def _count_words(n: int) -> str:
+    return {1: "one", 2: "two", 3: "three", 4: "four"}.get(n, str(n))
+
+
 def cost_svg(denoiser, info: ModelInfo, device) -> tuple[str, list[float]]:
     """The cost of steps: the same :data:`COST_N` starting points drawn with each of
     :data:`COST_STEPS`, timed here (in the calling thread); (the figure, the seconds of
@@ -358,10 +362,10 @@ def cost_svg(denoiser, info: ModelInfo, device) -> tuple[str, list[float]]:
         t0 = time.perf_counter()
         pics = generate(denoiser, shape, k, COST_SAMPLER, seed=COST_SEED, device=device)
         secs.append(time.perf_counter() - t0)
-        tiles.append(Tile(np.asarray(grid_image(pics.clamp(-1, 1), nrow=2)),
+        tiles.append(Tile(np.asarray(grid_image(pics.clamp(-1, 1), nrow=1)),
                           f"{k} step{'s' if k != 1 else ''}", pixelated=True))
     fig = bars_under(tiles, secs, [f"{s:.2f} s" for s in secs],
-                     "The same four pictures, drawn with more and more steps",
+                     f"The same {_count_words(COST_N)} pictures, drawn with more and more steps",
                      f"seconds each took on this computer ({compute_words(device)})")
     return fig, secs
 
@@ -615,13 +619,13 @@ def gan_svg(prep: LessonPrep) -> str | None:
     res = prep.part("gan")
     if res is not None:
         panels = []
-        for kind in res["kinds"]:
+        for kind in _story_order(res["kinds"]):
             m = res["metrics"][kind]
             sub = f"found {m.modes_covered} of {m.n_modes} clusters" if m.n_modes else ""
             panels.append(Panel(toy2d.MODELS[kind].label, res["samples"][kind],
                                 COLOURS[kind], sub))
         pts = res["train"].points
-        return scatter_figure(pts, panels, axis_ranges(pts))
+        return scatter_figure(pts, panels, axis_ranges(pts), columns=2)
     job = prep.compare
     if job is None:
         return None
@@ -630,8 +634,14 @@ def gan_svg(prep: LessonPrep) -> str | None:
         return None
     panels = [Panel(toy2d.MODELS[k].label, snap["samples"].get(k), COLOURS[k],
                     f"learning: step {snap['steps'][k]} of {snap['total']}")
-              for k in snap["kinds"]]
-    return scatter_figure(snap["train"], panels, axis_ranges(snap["train"]))
+              for k in _story_order(snap["kinds"])]
+    return scatter_figure(snap["train"], panels, axis_ranges(snap["train"]), columns=2)
+
+
+def _story_order(kinds) -> list[str]:
+    """The GAN and diffusion first (side by side: the contrast the scene is about)."""
+    first = [k for k in ("gan", "diffusion") if k in kinds]
+    return first + [k for k in kinds if k not in first]
 
 
 # ---------------------------------------------------------------------- the live scenes

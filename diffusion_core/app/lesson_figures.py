@@ -196,17 +196,23 @@ class Panel:
 
 
 def scatter_figure(data: np.ndarray, panels: Sequence[Panel], ranges, n_data: int = 800,
-                   n_samples: int = 700) -> str:
-    """Side-by-side square panels: the data in gray, each model's samples in its colour."""
-    gap, head = 24.0, 96.0
+                   n_samples: int = 700, columns: int | None = None) -> str:
+    """Square panels, ``columns`` to a row (default: all in one row): the data in gray, each
+    model's samples in its colour. With a free cell left in the last row, the legend goes
+    there (else under the panels)."""
     n = max(len(panels), 1)
-    side = (WIDTH - gap * (n + 1)) / n
+    ncol = min(columns or n, n)
+    nrow = math.ceil(n / ncol)
+    k = 1.35 if ncol < 3 else 1.0  # the text grows with the panels (the figure is shown smaller)
+    gap, head = 24.0, 96.0 * k
+    side = (WIDTH - gap * (ncol + 1)) / ncol
     (x_lo, x_hi), (y_lo, y_hi) = ranges
     span = max(x_hi - x_lo, y_hi - y_lo)
     cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
     body: list[str] = []
     for i, p in enumerate(panels):
-        x0, y0 = gap + i * (side + gap), head
+        x0, top = gap + (i % ncol) * (side + gap), (i // ncol) * (head + side + gap)
+        y0 = top + head
 
         def px(v: np.ndarray, x0=x0) -> np.ndarray:
             return x0 + (v - cx + span / 2) / span * side
@@ -216,9 +222,10 @@ def scatter_figure(data: np.ndarray, panels: Sequence[Panel], ranges, n_data: in
 
         body.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{side:.1f}" height="{side:.1f}" '
                     f'fill="#fafafa" stroke="#999999" stroke-width="2"/>')
-        body.append(_text(x0 + side / 2, 40, p.title, 34, weight="bold", fill=p.colour))
+        body.append(_text(x0 + side / 2, top + 40 * k, p.title, 34 * k, weight="bold",
+                          fill=p.colour))
         if p.subtitle:
-            body.append(_text(x0 + side / 2, 80, p.subtitle, 28))
+            body.append(_text(x0 + side / 2, top + 80 * k, p.subtitle, 28 * k))
         d = data[:n_data]
         body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.6" fill="#b0b0b0"/>'
                             for a, b in zip(px(d[:, 0]), py(d[:, 1]), strict=True)))
@@ -230,10 +237,17 @@ def scatter_figure(data: np.ndarray, panels: Sequence[Panel], ranges, n_data: in
             body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.4" fill="{p.colour}" '
                                 f'fill-opacity="0.75"/>'
                                 for a, b in zip(px(s[:, 0]), py(s[:, 1]), strict=True)))
-    legend_y = head + side + 44
-    body.append(_text(WIDTH / 2, legend_y, "gray: the data it learned from · colour: what it "
-                                           "makes", 28, fill=MUTED))
-    return _svg(legend_y + 22, body)
+    height = nrow * (head + side + gap)
+    legend = ["gray: the data it learned from", "colour: what it makes"]
+    if n % ncol:  # a free cell: the legend in it
+        x = gap + (n % ncol) * (side + gap) + side / 2
+        y = (nrow - 1) * (head + side + gap) + head + side / 2
+        body += [_text(x, y - 24 * k, legend[0], 30 * k, fill=MUTED),
+                 _text(x, y + 24 * k, legend[1], 30 * k, fill=MUTED)]
+    else:
+        body.append(_text(WIDTH / 2, height + 20, " · ".join(legend), 28, fill=MUTED))
+        height += 44
+    return _svg(height, body)
 
 
 def bars_under(figure_rows: Sequence[Tile], values: Sequence[float], value_text: Sequence[str],
@@ -246,7 +260,7 @@ def bars_under(figure_rows: Sequence[Tile], values: Sequence[float], value_text:
     tile_h = tile_w * max(_aspect(t.image) for t in figure_rows)
     body = [_text(WIDTH / 2, 44, title, 34, weight="bold")]
     y = 70.0
-    bar_top, bar_h = y + tile_h + caption_size * 1.5, 190.0
+    bar_top, bar_h = y + tile_h + caption_size * 2.0, 190.0
     top = max(max(values, default=0.0), 1e-9)
     for c, (tile, v, vt) in enumerate(zip(figure_rows, values, value_text, strict=True)):
         x = gap + c * (tile_w + gap)
