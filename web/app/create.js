@@ -490,20 +490,22 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
 
   function paintSweep() {
     const side = state.json.size, size = side * side * state.json.channels;
-    const m = S.sweep_n, cols = state.sweep.length, pad = 2, head = 14;
-    const W = cols * (side + pad) + pad, H = m * (side + pad) + pad + head;
+    const m = S.sweep_n, cols = state.sweep.length, pad = 2, k = 4, head = 18;
+    const colW = side + pad;
+    const W = (cols * colW + pad) * k, H = (m * colW + pad) * k + head;
     sweepCanvas.width = W;
     sweepCanvas.height = H;
     const g = sweepCanvas.getContext("2d");
+    g.imageSmoothingEnabled = false; // sharp pixels, crisp labels
     g.fillStyle = "#fff";
     g.fillRect(0, 0, W, H);
     const tmp = document.createElement("canvas");
     state.sweep.forEach((s, c) => {
       paintGrid(tmp, split(s.pics, m, size), side, 1, pad);
-      g.drawImage(tmp, c * (side + pad), head);
+      g.drawImage(tmp, c * colW * k, head, tmp.width * k, tmp.height * k);
       g.fillStyle = "#333";
-      g.font = "9px sans-serif";
-      g.fillText(`w=${s.w}`, c * (side + pad) + 3, 10);
+      g.font = "14px sans-serif";
+      g.fillText(`w = ${s.w}`, c * colW * k + 2 * k + 4, 14);
     });
     root.dataset.sweep = String(state.sweep.length);
   }
