@@ -5,7 +5,7 @@ control. The scenes, their words and pictures are :mod:`diffusion_core.app.lesso
 Keys: a small ``st.components.v2`` component (inline JavaScript, nothing loaded from outside)
 listens on the page for → Space PageDown (forward) and ← PageUp (back), the keys clickers
 send, and tells the server; the Back and Next buttons do the same. Keys typed into a text
-field, or arrows on a focused slider, are left alone (PageUp and PageDown always move). The
+field, or on a focused slider, are left alone (PageUp and PageDown always move). The
 forward scrubber of scene 1 is an iframe: a small script added to it passes the same keys up
 to the page.
 """
@@ -47,8 +47,10 @@ export default function(component) {
   nav.send = setStateValue;
   const FORWARD = ['ArrowRight', 'PageDown', ' ', 'Spacebar'];
   const BACK = ['ArrowLeft', 'PageUp'];
-  const typing = (el) => el && (el.isContentEditable ||
-    ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName) ||
+  const TEXT = ['text', 'search', 'email', 'number', 'password', 'url', 'tel', 'range'];
+  const typing = (el) => !!el && (el.isContentEditable ||
+    ['TEXTAREA', 'SELECT'].includes(el.tagName) ||
+    (el.tagName === 'INPUT' && TEXT.includes((el.type || 'text').toLowerCase())) ||
     (el.getAttribute && el.getAttribute('role') === 'slider'));
   const onKey = (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -106,6 +108,7 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
   padding: 0.5rem 1.6rem 0.2rem 1.6rem !important; max-width: none !important;}}
 [data-testid="stMain"] {{color: #111;}}
 .st-key-lesson_keys {{display: none !important;}}
+.st-key-lesson_side {{max-height: calc(100vh - {VISUAL_TOP_PX}px); overflow-y: auto; overflow-x: hidden;}}
 .st-key-lesson_bar [data-testid="stButtonGroup"] button p {{font-size: 0.95rem;}}
 .st-key-lesson_back button p, .st-key-lesson_next button p {{font-size: 1.5rem; line-height: 1;}}
 .st-key-lesson_side h1 {{font-size: max(2.5rem, 2.6vw); line-height: 1.15; padding: 0.2rem 0 0.6rem 0;
