@@ -119,6 +119,13 @@ def test_a_bookmark_opens_its_scene_and_a_bad_one_says_so(warm_server, page):
     page.goto(warm_server + "/Lesson?scene=6")
     wait_visual(page, SCENES[5])
     page.get_by_role("heading", name=SCENES[5].title).wait_for()
+    # the presenter's notes: off until switched on; the keys still move on afterwards
+    assert page.get_by_text("classifier-free guidance, the knob").count() == 0
+    page.get_by_text("Notes", exact=True).click()
+    page.get_by_text("classifier-free guidance, the knob", exact=False).wait_for()
+    page.keyboard.press("PageDown")
+    wait_visual(page, SCENES[6])
+    assert re.search(r"[?&]scene=7\b", page.url), page.url
     page.goto(warm_server + "/Lesson?scene=42")
     wait_visual(page, SCENES[0])
     page.get_by_text("There is no scene “42”").wait_for()
