@@ -346,6 +346,11 @@ def compute_words(device) -> str:
     return f"CPU, {n} thread{'s' if n != 1 else ''}"
 
 
+def _duration(s: float) -> str:
+    """"4 ms", "0.25 s": a short time as people read it."""
+    return f"{s * 1000:.0f} ms" if s < 0.1 else f"{s:.2f} s"
+
+
 def _count_words(n: int) -> str:
     return {1: "one", 2: "two", 3: "three", 4: "four"}.get(n, str(n))
 
@@ -364,9 +369,9 @@ def cost_svg(denoiser, info: ModelInfo, device) -> tuple[str, list[float]]:
         secs.append(time.perf_counter() - t0)
         tiles.append(Tile(np.asarray(grid_image(pics.clamp(-1, 1), nrow=1)),
                           f"{k} step{'s' if k != 1 else ''}", pixelated=True))
-    fig = bars_under(tiles, secs, [f"{s:.2f} s" for s in secs],
+    fig = bars_under(tiles, secs, [_duration(s) for s in secs],
                      f"The same {_count_words(COST_N)} pictures, drawn with more and more steps",
-                     f"seconds each took on this computer ({compute_words(device)})")
+                     f"the time each took on this computer ({compute_words(device)})")
     return fig, secs
 
 
