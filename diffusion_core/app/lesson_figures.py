@@ -227,14 +227,15 @@ def scatter_figure(data: np.ndarray, panels: Sequence[Panel], ranges, n_data: in
         if p.subtitle:
             body.append(_text(x0 + side / 2, top + 80 * k, p.subtitle, 28 * k))
         d = data[:n_data]
-        body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.6" fill="#b0b0b0"/>'
+        body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="{2.6 * k:.1f}" fill="#b0b0b0"/>'
                             for a, b in zip(px(d[:, 0]), py(d[:, 1]), strict=True)))
         if p.samples is not None and len(p.samples):
             s = p.samples[:n_samples]
             inside = ((px(s[:, 0]) > x0) & (px(s[:, 0]) < x0 + side)
                       & (py(s[:, 1]) > y0) & (py(s[:, 1]) < y0 + side))
             s = s[inside]
-            body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.4" fill="{p.colour}" '
+            body.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="{3.4 * k:.1f}" '
+                                f'fill="{p.colour}" '
                                 f'fill-opacity="0.75"/>'
                                 for a, b in zip(px(s[:, 0]), py(s[:, 1]), strict=True)))
     height = nrow * (head + side + gap)
