@@ -74,19 +74,25 @@ READY_JS = """
   return any || !alt || img.alt === alt;
 }
 """
-DONE_JS = "() => !!document.querySelector('.st-key-lesson_status_done')"
+DONE_JS = "(key) => !!document.querySelector('.st-key-lesson_status_done_' + key)"
 
 
 def _wait(page, js: str, arg, timeout_s: float) -> None:
-    page.wait_for_function(js, arg=arg, timeout=timeout_s * 1000, polling="raf")
+    try:
+        page.wait_for_function(js, arg=arg, timeout=timeout_s * 1000, polling="raf")
+    except Exception:
+        shot = Path(tempfile.gettempdir()) / "lesson_bench_timeout.png"
+        page.screenshot(path=str(shot))
+        print(json.dumps({"timeout": arg, "url": page.url, "screenshot": str(shot)}), flush=True)
+        raise
 
 
 def scene_alt(scene) -> str:
     return "" if scene.key == "dissolve" else scene.alt
 
 
-def status_text(page) -> str:
-    loc = page.locator(".st-key-lesson_status_done")
+def status_text(page, key: str) -> str:
+    loc = page.locator(".st-key-lesson_status_done_" + key)
     return loc.inner_text().strip() if loc.count() else ""
 
 
@@ -104,9 +110,9 @@ def enter(page, scene, press: str | None, timeout_s: float = 60.0,
     _wait(page, READY_JS, [scene.key, scene_alt(scene), False, not scene.live], timeout_s)
     row["visual_s"] = time.perf_counter() - t0
     if scene.live:
-        _wait(page, DONE_JS, None, timeout_s)
+        _wait(page, DONE_JS, scene.key, timeout_s)
         row["done_s"] = time.perf_counter() - t0
-        row["status"] = status_text(page)
+        row["status"] = status_text(page, scene.key)
     return row
 
 

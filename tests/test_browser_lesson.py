@@ -58,7 +58,7 @@ def wait_visual(page, scene, timeout: float = 60_000) -> None:
     alt = scene.alt if scene.key != "dissolve" else ""
     page.wait_for_function(VISUAL_READY_JS, arg=[scene.key, alt], timeout=timeout, polling=100)
     if scene.live:  # it ran by itself: wait for the end of the run (and the play-back)
-        page.locator(".st-key-lesson_status_done").wait_for(timeout=timeout)
+        page.locator(".st-key-lesson_status_done_" + scene.key).wait_for(timeout=timeout)
         if scene.key == "create":
             page.wait_for_timeout(REPLAY_S * 1000)
 

@@ -401,5 +401,5 @@ def scene_control(scene: Scene) -> None:
                   on_click=_restart, args=(0 if scene.key == "restore" else 1,),
                   disabled=job is not None and not job.done)
         done = job is not None and job.done
-        with st.container(key="lesson_status_done" if done else "lesson_status_running"):
+        with st.container(key=f"lesson_status_{'done' if done else 'running'}_{scene.key}"):
             st.caption(lesson.live_status(job))
