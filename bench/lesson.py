@@ -75,6 +75,8 @@ READY_JS = """
 }
 """
 DONE_JS = "(key) => !!document.querySelector('.st-key-lesson_status_done_' + key)"
+#: the page's key listener is installed (it is, a few milliseconds after the first render)
+KEYS_READY_JS = "() => document.documentElement.dataset.lessonKeys !== undefined"
 
 
 def _wait(page, js: str, arg, timeout_s: float) -> None:
@@ -127,6 +129,7 @@ def first_visit(browser, url: str) -> list[dict]:
         row = enter(page, SCENES[0], None, timeout_s=120, first_any=True)
         row["note"] = "from navigation start"
         rows.append(row)
+        _wait(page, KEYS_READY_JS, None, 30)
         for scene in SCENES[1:]:
             rows.append(enter(page, scene, "ArrowRight", timeout_s=WARM_TIMEOUT_S, first_any=True))
         rows[-1]["server_to_all_s"] = time.perf_counter() - t0
@@ -144,6 +147,7 @@ def warm_walk(browser, url: str) -> list[dict]:
     try:
         page.goto(url + "/Lesson?scene=1")
         enter(page, SCENES[0], None, timeout_s=120)
+        _wait(page, KEYS_READY_JS, None, 30)
         rows = [dict(enter(page, s, "ArrowRight"), key="→") for s in SCENES[1:]]
         rows += [dict(enter(page, s, "ArrowLeft"), key="←") for s in reversed(SCENES[:-1])]
         exceptions = page.locator('[data-testid="stException"]').count()

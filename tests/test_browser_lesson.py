@@ -39,6 +39,10 @@ VISUAL_READY_JS = """
 }
 """
 
+#: the page's key listener is installed (a key pressed in the first few milliseconds of a page
+#: load, before it is, does nothing)
+KEYS_READY_JS = "() => document.documentElement.dataset.lessonKeys !== undefined"
+
 #: the visual's box, the window, and how much there is to scroll
 GEOMETRY_JS = """
 (key) => {
@@ -91,6 +95,7 @@ def test_walk_every_scene_with_the_keyboard(warm_server, browser, artifacts_dir,
     page.on("pageerror", lambda e: js_errors.append(str(e)[:200]))
     try:
         page.goto(warm_server + "/Lesson?scene=1")
+        page.wait_for_function(KEYS_READY_JS)
         for i, scene in enumerate(SCENES):
             wait_visual(page, scene)
             assert re.search(rf"[?&]scene={i + 1}\b", page.url), page.url
@@ -118,6 +123,7 @@ def test_walk_every_scene_with_the_keyboard(warm_server, browser, artifacts_dir,
 def test_a_bookmark_opens_its_scene_and_a_bad_one_says_so(warm_server, page):
     page.goto(warm_server + "/Lesson?scene=6")
     wait_visual(page, SCENES[5])
+    page.wait_for_function(KEYS_READY_JS)
     page.get_by_role("heading", name=SCENES[5].title).wait_for()
     # the presenter's notes: off until switched on; the keys still move on afterwards
     assert page.get_by_text("classifier-free guidance, the knob").count() == 0

@@ -70,9 +70,11 @@ export default function(component) {
   if (nav.listener) window.removeEventListener('keydown', nav.listener, true);
   nav.listener = onKey;
   window.addEventListener('keydown', onKey, true);
+  document.documentElement.dataset.lessonKeys = String(data.scene);  // listening (for tests)
   return () => {
     if (nav.listener) window.removeEventListener('keydown', nav.listener, true);
     nav.listener = null;
+    delete document.documentElement.dataset.lessonKeys;
   };
 }
 """
