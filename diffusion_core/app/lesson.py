@@ -66,7 +66,7 @@ from diffusion_core.units import SEED_MAX, clamp_int, sigma_from_255
 
 #: a live scene's run is sized to finish in about this time on the measured speed (the room
 #: waits at most 6 s: a busy computer runs slower than it measured, bench/results/lesson.md)
-LIVE_BUDGET_S = 3.5
+LIVE_BUDGET_S = 3.0
 SAMPLES_WANTED = ("cat", "astronaut", "coffee")  # the lesson's photo: the first installed
 DISSOLVE_SIDE = 384  # the photo in the forward scrubber
 PHOTO_SIDE = 256  # the photo of the bell-curve and guessing scenes
