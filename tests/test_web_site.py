@@ -122,3 +122,16 @@ def test_export_site_writes_a_static_folder_and_keeps_other_folders_safe(tmp_pat
     with pytest.raises(ValueError, match="not exported"):
         export_site(tmp_path / "x", ["natural"])
     shutil.rmtree(root)
+
+
+@pytest.mark.system
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_without_npm_says_it_draws_on_the_server_only():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.run(["make", "--no-print-directory", "web", "NPM=no-such-npm-here"], cwd=root,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "npm is missing: Create will draw on the server only" in p.stdout
