@@ -14,7 +14,7 @@ from tests.waiting import wait_for_page_job
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "0_Lesson.py")
-NAV_BUTTONS = 2  # ← and →
+NAV_BUTTONS = 2 + lesson.N_SCENES  # ←, →, and the scene index (a button per scene)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,8 @@ def test_buttons_and_the_scene_index_move_through_the_lesson(warm):
     assert at.title[0].value == lesson.SCENES[2].title and scene_param(at) == "3"
     at.button(key="lesson_back").click().run()
     assert at.title[0].value == lesson.SCENES[1].title
-    at.button_group(key="lesson_index").set_value(6).run()  # the index: jump to scene 7
+    at.button(key="lesson_go_6").click().run()  # the index: jump to scene 7
+    assert at.button(key="lesson_go_6").proto.type == "primary"  # where you are
     assert at.title[0].value == lesson.SCENES[6].title and scene_param(at) == "7"
     at = open_scene(8)
     assert at.button(key="lesson_next").disabled  # the last scene

@@ -32,19 +32,51 @@ from ui.session import session_alive_check
 K_SCENE, K_ENTRY, K_INDEX = "lesson_scene", "lesson_entry", "lesson_index"
 K_NOTES, K_BELL, K_GUIDANCE = "lesson_notes", "lesson_bell_step", "lesson_guidance"
 K_RESTORE, K_CREATE, K_SEED = "lesson_restore_job", "lesson_create_job", "lesson_create_seed"
-K_RESTART = "lesson_restart"
+K_RESTART, K_SEEN = "lesson_restart", "lesson_keys_seen"
 VISUAL_TOP_PX = 78  # the window height above the visual (the scene bar and margins)
 LIVE_EVERY_S = 0.5  # a live scene's picture is redrawn at most this often while it runs
 
 KEYS_JS = r"""
 export default function(component) {
-  // Called again whenever the page is drawn with new data: one listener at a time, which
-  // always knows the scene shown and the newest way to tell the server.
+  // Called again whenever the page is drawn: one listener at a time, which always knows the
+  // scene shown and the newest way to tell the server. A press asks for a scene by number
+  // (so a press sent twice does no harm); until the page comes back showing it, or showing
+  // that the server took the press, it is sent again (at most 3 times): a press that met a
+  // rerun already on its way could otherwise be lost.
   const { data, setStateValue } = component;
   const nav = window.__diffusionLabLesson = window.__diffusionLabLesson || {seq: 0};
   nav.scene = data.scene;
   nav.last = data.count - 1;
   nav.send = setStateValue;
+  const send = (p) => {
+    nav.seq += 1;
+    p.seq = nav.seq;
+    p.tries += 1;
+    nav.scene = p.scene;  // a second press before the page is redrawn goes on from here
+    clearTimeout(nav.timer);
+    nav.timer = setTimeout(retry, 1500);
+    nav.send('target', {scene: p.scene, seq: p.seq});
+  };
+  const retry = () => {
+    const p = nav.pending;
+    if (!p) return;
+    if (p.tries >= 3) { nav.pending = null; return; }
+    send(p);
+  };
+  if (nav.pending) {
+    const p = nav.pending;
+    if (data.seen >= p.seq || data.scene === p.scene) {
+      nav.pending = null;  // taken
+      clearTimeout(nav.timer);
+    } else if (data.seen >= p.first) {
+      nav.scene = p.scene;  // the first presses of a quick burst taken: the rest is on its way
+    } else if (data.scene === p.from) {
+      retry();  // redrawn without it
+    } else {
+      nav.pending = null;  // something else (a button) moved the lesson meanwhile
+      clearTimeout(nav.timer);
+    }
+  }
   const FORWARD = ['ArrowRight', 'PageDown', ' ', 'Spacebar'];
   const BACK = ['ArrowLeft', 'PageUp'];
   const TEXT = ['text', 'search', 'email', 'number', 'password', 'url', 'tel', 'range'];
@@ -63,9 +95,10 @@ export default function(component) {
     if (e.repeat) return;
     const to = Math.max(0, Math.min(nav.last, nav.scene + (forward ? 1 : -1)));
     if (to === nav.scene) return;
-    nav.scene = to;  // a second press before the page is redrawn goes on from here
-    nav.seq += 1;
-    nav.send('target', {scene: to, seq: nav.seq});
+    const burst = nav.pending;  // presses before the page came back belong together
+    nav.pending = {scene: to, from: burst ? burst.from : nav.scene,
+                   first: burst ? burst.first : nav.seq + 1, seq: 0, tries: 0};
+    send(nav.pending);
   };
   if (nav.listener) window.removeEventListener('keydown', nav.listener, true);
   nav.listener = onKey;
@@ -74,6 +107,7 @@ export default function(component) {
   return () => {
     if (nav.listener) window.removeEventListener('keydown', nav.listener, true);
     nav.listener = null;
+    clearTimeout(nav.timer);
     delete document.documentElement.dataset.lessonKeys;
   };
 }
@@ -111,7 +145,8 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 [data-testid="stMain"] {{color: #111;}}
 .st-key-lesson_keys {{display: none !important;}}
 .st-key-lesson_side {{max-height: calc(100vh - {VISUAL_TOP_PX}px); overflow-y: auto; overflow-x: hidden;}}
-.st-key-lesson_bar [data-testid="stButtonGroup"] button p {{font-size: 0.95rem;}}
+.st-key-lesson_index button {{padding: 0.1rem 0.2rem; min-height: 2.2rem;}}
+.st-key-lesson_index button p {{font-size: 0.95rem; white-space: nowrap;}}
 .st-key-lesson_back button p, .st-key-lesson_next button p {{font-size: 1.5rem; line-height: 1;}}
 .st-key-lesson_side h1 {{font-size: max(2.5rem, 2.6vw); line-height: 1.15; padding: 0.2rem 0 0.6rem 0;
   color: #111;}}
@@ -158,20 +193,15 @@ def _go_to(index: int) -> None:
 
 
 def _on_key() -> None:
-    """A key asked for a scene (its number is in the keyboard component's state)."""
-    got = st.session_state.get("lesson_keys")
+    """A key asked for a scene (its number is in the keyboard component's state, with the
+    press's sequence number, which the page sends back as taken)."""
+    ss = st.session_state
+    got = ss.get("lesson_keys")
     target = getattr(got, "target", None) if got is not None else None
     if isinstance(target, dict) and isinstance(target.get("scene"), int):
+        seq = target.get("seq")
+        ss[K_SEEN] = max(ss.get(K_SEEN, 0), seq if isinstance(seq, int) else 0)
         _go_to(target["scene"])
-
-
-def _on_index() -> None:
-    ss = st.session_state
-    chosen = ss.get(K_INDEX)
-    if chosen is None:  # the current scene clicked again: it stays
-        ss[K_INDEX] = ss.get(K_SCENE, 0)
-    else:
-        _go_to(chosen)
 
 
 def open_lesson() -> tuple[Scene, lesson.LessonPrep]:
@@ -185,30 +215,28 @@ def open_lesson() -> tuple[Scene, lesson.LessonPrep]:
         if message:
             st.toast(message, icon=":material/info:")
     st.query_params["scene"] = str(ss[K_SCENE] + 1)
-    _keys_component()(key="lesson_keys", data={"scene": ss[K_SCENE], "count": N_SCENES},
-                      on_target_change=_on_key)
+    _keys_component()(key="lesson_keys", on_target_change=_on_key,
+                      data={"scene": ss[K_SCENE], "count": N_SCENES, "seen": ss.get(K_SEEN, 0)})
     prep = lesson.shared_prep(run_device("auto"))
     return SCENES[ss[K_SCENE]], prep
 
 
 def scene_bar(scene: Scene) -> None:
-    """Back, the scene index (where you are; click to jump), Next, the presenter-notes
-    switch and the way back to the lab."""
-    ss = st.session_state
-    i = ss[K_SCENE]
-    ss[K_INDEX] = i
+    """Back, the scene index (where you are, highlighted; click to jump), Next, the
+    presenter-notes switch and the way back to the lab. The index is buttons (each a jump,
+    holding no value of its own that a stale browser could send back)."""
+    i = st.session_state[K_SCENE]
     with st.container(key="lesson_bar"):
         back, index, nxt, notes, lab = st.columns([0.75, 8, 0.75, 1.25, 0.7],
                                                   vertical_alignment="center")
         back.button("←", key="lesson_back", help="Back (← or PageUp)", disabled=i == 0,
                     on_click=_go_to, args=(i - 1,), width="stretch")
-        index.segmented_control("Scene", list(range(N_SCENES)), key=K_INDEX,
-                                format_func=lambda k: f"{k + 1} {SCENES[k].short}",
-                                on_change=_on_index, label_visibility="collapsed",
-                                width="stretch")
+        with index.container(key=K_INDEX, horizontal=True, gap="small", wrap=False):
+            for k, s in enumerate(SCENES):
+                st.button(f"{k + 1} {s.short}", key=f"lesson_go_{k}", on_click=_go_to, args=(k,),
+                          type="primary" if k == i else "secondary", width="stretch")
         nxt.button("→", key="lesson_next", help="Next (→, Space or PageDown)",
-                   disabled=i == N_SCENES - 1, on_click=_go_to, args=(i + 1,), width="stretch",
-                   type="primary")
+                   disabled=i == N_SCENES - 1, on_click=_go_to, args=(i + 1,), width="stretch")
         notes.toggle("Notes", key=K_NOTES, help="Presenter notes for this scene (off by default)")
         try:
             lab.page_link("app.py", label="Lab", icon=":material/home:")
