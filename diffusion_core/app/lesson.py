@@ -138,11 +138,11 @@ SCENES: tuple[Scene, ...] = (
     Scene("guess", "Guess", "A network guesses the clean picture",
           "Shown a noisy photo, the trained network guesses what lies under the noise, in one "
           "go. Through a little noise the guess is sharp; through a lot, only a blur.",
-          "- Top row: the photo under more and more noise. Bottom row: the network's guess "
-          "from each, one call each.\n- Under heavy noise many pictures could hide, so the best "
+          "- Left: the photo under more and more noise. Right: the network's guess from "
+          "each, one call each.\n- Under heavy noise many pictures could hide, so the best "
           "single guess is their average: a blur.\n- That is why the network is used many "
           "times, in small steps (next scene).",
-          "Four noisy versions of the photo, from a little to a lot of noise, and under each "
+          "Four noisy versions of the photo, from a little to a lot of noise, and beside each "
           "the network's one-step guess of the clean photo."),
     Scene("restore", "Back", "Step by step back",
           "So we never jump: take a small step towards the guess, then look and guess again. "
@@ -286,18 +286,19 @@ def bell_svg(x0: torch.Tensor, noise: torch.Tensor, schedule, step: int) -> str:
 
 
 def guesses_svg(denoiser, x0: torch.Tensor, noise: torch.Tensor, schedule, device) -> str:
-    """The one-step guesses: the photo under each noise of :data:`GUESS_NOISE_255` (top) and
-    the network's one-call guess from it (bottom)."""
+    """The one-step guesses: a row per noise of :data:`GUESS_NOISE_255`, the noisy photo
+    on the left and the network's one-call guess from it on the right (a tall figure: it
+    fills a screen's height beside the words)."""
     x0 = x0.mean(0, keepdim=True) if getattr(denoiser, "channels", 3) == 1 else x0
     noise = noise[: x0.shape[0]]
-    top, bottom = [], []
+    rows = []
     for s255 in GUESS_NOISE_255:
         step = step_for_sigma(schedule, sigma_from_255(s255))
         x_t = x_at_step(x0, noise, schedule, step)
         guess = one_step_guess(denoiser, x_t, sigma_at_step(schedule, step), device)
-        top.append(Tile(to_display(x_t), noise_words(s255)))
-        bottom.append(Tile(to_display(guess)))
-    return pictures_figure([top, bottom], row_labels=("noisy", "guess"), caption_size=28)
+        rows.append([Tile(to_display(x_t), noise_words(s255)), Tile(to_display(guess))])
+    return pictures_figure(rows, title="the noisy photo  →  the network's one guess",
+                           caption_size=30)
 
 
 def steer_label(info: ModelInfo) -> tuple[int, str]:
