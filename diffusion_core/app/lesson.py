@@ -72,7 +72,7 @@ DISSOLVE_SIDE = 384  # the photo in the forward scrubber
 PHOTO_SIDE = 256  # the photo of the bell-curve and guessing scenes
 NOISE_SEED = 0
 BELL_STEPS = (0, 20, 50, 100, 200, 400, 1000)  # the bell-curve scene's noise steps
-GUESS_NOISE_255 = (25, 100, 200, 400)  # the one-step guesses: noise on the 0-255 scale
+GUESS_NOISE_255 = (25, 150, 400)  # the one-step guesses: noise on the 0-255 scale
 PHOTO_MODELS = ("natural_full", "natural")  # preferred photo models, best at heavy noise first
 RESTORE_NOISE_255 = 100
 RESTORE_SAMPLER = "ddim"
@@ -138,12 +138,12 @@ SCENES: tuple[Scene, ...] = (
     Scene("guess", "Guess", "A network guesses the clean picture",
           "Shown a noisy photo, the trained network guesses what lies under the noise, in one "
           "go. Through a little noise the guess is sharp; through a lot, only a blur.",
-          "- Left: the photo under more and more noise. Right: the network's guess from "
-          "each, one call each.\n- Under heavy noise many pictures could hide, so the best "
+          "- Top row: the photo under more and more noise. Below each: the network's guess "
+          "from it, one call each.\n- Under heavy noise many pictures could hide, so the best "
           "single guess is their average: a blur.\n- That is why the network is used many "
           "times, in small steps (next scene).",
-          "Four noisy versions of the photo, from a little to a lot of noise, and beside each "
-          "the network's one-step guess of the clean photo."),
+          "Three noisy versions of the photo, from a little noise to mostly noise, and under "
+          "each the network's one-step guess of the clean photo."),
     Scene("restore", "Back", "Step by step back",
           "So we never jump: take a small step towards the guess, then look and guess again. "
           "Each step removes a little noise.",
@@ -286,19 +286,19 @@ def bell_svg(x0: torch.Tensor, noise: torch.Tensor, schedule, step: int) -> str:
 
 
 def guesses_svg(denoiser, x0: torch.Tensor, noise: torch.Tensor, schedule, device) -> str:
-    """The one-step guesses: a row per noise of :data:`GUESS_NOISE_255`, the noisy photo
-    on the left and the network's one-call guess from it on the right (a tall figure: it
-    fills a screen's height beside the words)."""
+    """The one-step guesses: the photo under each noise of :data:`GUESS_NOISE_255` (top)
+    and the network's one-call guess from it (below). Three levels, so that the pictures
+    stay large beside the words."""
     x0 = x0.mean(0, keepdim=True) if getattr(denoiser, "channels", 3) == 1 else x0
     noise = noise[: x0.shape[0]]
-    rows = []
+    top, bottom = [], []
     for s255 in GUESS_NOISE_255:
         step = step_for_sigma(schedule, sigma_from_255(s255))
         x_t = x_at_step(x0, noise, schedule, step)
         guess = one_step_guess(denoiser, x_t, sigma_at_step(schedule, step), device)
-        rows.append([Tile(to_display(x_t), noise_words(s255)), Tile(to_display(guess))])
-    return pictures_figure(rows, title="the noisy photo  →  the network's one guess",
-                           caption_size=30)
+        top.append(Tile(to_display(x_t), noise_words(s255)))
+        bottom.append(Tile(to_display(guess)))
+    return pictures_figure([top, bottom], row_labels=("noisy", "its guess"), caption_size=32)
 
 
 def steer_label(info: ModelInfo) -> tuple[int, str]:
