@@ -7,9 +7,15 @@ import { SAMPLERS } from "./sampler.js";
 export const DEFAULTS = {
   what: "anything", guidance: 3, steps: 20, sampler: "heun", seed: 0,
   steps_min: 5, steps_max: 100, guidance_max: 10, grid_n: 16, sweep: [0, 1, 2, 4, 8],
-  sweep_n: 4, seed_max: 2147483647, timeout_s: 45,
+  sweep_n: 4, seed_max: 2147483647, timeout_s: 45, workers: 0, // 0: one per core, up to 4
 };
 const ANYTHING = "anything";
+
+/** Workers to draw with: one per core the browser reports, up to 4. */
+export function defaultWorkers() {
+  const cores = (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 1;
+  return Math.max(1, Math.min(4, cores));
+}
 
 // WebAssembly with SIMD (the onnxruntime build needs it): a tiny module that uses a SIMD op
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
@@ -121,9 +127,9 @@ function split(flat, count, size) {
 export function mountCreate(root, { models, settings = {}, report = () => {}, mode = "site" }) {
   const S = { ...DEFAULTS, ...settings };
   const state = {
-    models, model: null, json: null, worker: null, ready: false, label: -1, runId: 0,
+    models, model: null, json: null, workers: [], ready: false, label: -1, runId: 0,
     active: 0, frames: [], result: null, sweep: [], hasRun: false, stopping: false, t0: 0,
-    stepTimes: [], reported: null, loadToken: 0,
+    reported: null, loadToken: 0, run: null,
   };
   root.classList.add("dl-create");
   root.innerHTML = "";
@@ -309,8 +315,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     const timer = setTimeout(() => {
       if (token === state.loadToken && !state.ready) {
         fail("timeout", `the model did not load within ${S.timeout_s} s`);
-        if (state.worker) state.worker.terminate();
-        state.worker = null;
+        stopWorkers();
       }
     }, S.timeout_s * 1000);
     try {
@@ -328,39 +333,61 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     state.label = (ask != null ? resolveLabel(state.json, ask) : -1) ?? -1;
     renderClasses();
     clearResults();
-    if (state.worker) state.worker.terminate();
-    let worker;
-    try {
-      worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-    } catch (e) {
+    stopWorkers();
+    // one worker per core (up to 4), each with its own single-threaded WASM runtime: no
+    // cross-origin isolation needed, and each draws its share of the grid
+    const count = Math.max(1, Math.min(S.grid_n, Math.round(S.workers || defaultWorkers())));
+    const pool = [];
+    let ready = 0, ms = 0, ort = "";
+    const failLoad = (message) => {
       clearTimeout(timer);
-      return fail("unsupported", `this browser cannot start a module Web Worker (${e.message || e})`);
-    }
-    state.worker = worker;
-    worker.onerror = (e) => {
-      clearTimeout(timer);
-      if (token === state.loadToken) fail("error", `the drawing worker failed (${e.message || "could not load"})`);
-    };
-    worker.onmessage = (e) => {
-      if (token !== state.loadToken) return;
-      const msg = e.data;
-      if (msg.type === "ready") {
-        clearTimeout(timer);
-        state.ready = true;
-        root.classList.remove("dl-waiting");
-        state.msPerCall = msg.msPerCall;
-        createBtn.disabled = false;
-        const perRun = (msg.msPerCall * callsPerRun()) / 1000;
-        status.textContent = `Ready: drawing on this computer (about ${perRun.toFixed(1)} s for 16 pictures with these settings).`;
-        tell({ status: "ready", message: "", ms_per_call: msg.msPerCall, ort: msg.ort });
-      } else if (msg.type === "error" && !msg.id) {
-        clearTimeout(timer);
-        fail("error", msg.message);
-      } else {
-        onRunMessage(msg);
+      if (token === state.loadToken && !state.ready) {
+        stopWorkers();
+        fail("error", message);
       }
     };
-    worker.postMessage({ type: "load", model: m.base, json: state.json });
+    for (let k = 0; k < count; k++) {
+      let worker;
+      try {
+        worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+      } catch (e) {
+        clearTimeout(timer);
+        stopWorkers();
+        return fail("unsupported", `this browser cannot start a module Web Worker (${e.message || e})`);
+      }
+      pool.push(worker);
+      worker.onerror = (e) => failLoad(`the drawing worker failed (${e.message || "could not load"})`);
+      worker.onmessage = (e) => {
+        if (token !== state.loadToken) return;
+        const msg = e.data;
+        if (msg.type === "ready") {
+          ready += 1;
+          ms = Math.max(ms, msg.msPerCall);
+          ort = msg.ort;
+          if (ready < count) return;
+          clearTimeout(timer);
+          state.ready = true;
+          root.classList.remove("dl-waiting");
+          state.msPerCall = ms;
+          createBtn.disabled = false;
+          const perRun = (ms * callsPerRun()) / count / 1000;
+          status.textContent = `Ready: drawing on this computer (about ${perRun.toFixed(1)} s for 16 pictures with these settings).`;
+          root.dataset.workers = String(count);
+          tell({ status: "ready", message: "", ms_per_call: ms, ort, workers: count });
+        } else if (msg.type === "error" && !msg.id) {
+          failLoad(msg.message);
+        } else {
+          onRunMessage(msg);
+        }
+      };
+    }
+    state.workers = pool;
+    for (const worker of pool) worker.postMessage({ type: "load", model: m.base, json: state.json });
+  }
+
+  function stopWorkers() {
+    for (const w of state.workers) w.terminate();
+    state.workers = [];
   }
 
   function callsPerRun() {
@@ -386,13 +413,19 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     state.stopping = false;
     clearResults();
     state.t0 = performance.now();
-    state.stepTimes = [];
-    const n = Number(steps.value);
+    const n = Number(steps.value), N = S.grid_n, size = pictureSize();
     state.settings = { label: state.label, guidance: Number(guidance.value), steps: n,
       sampler: sampler.value, seed: clampNum(seed.value, 0, S.seed_max, 0), what: whatText() };
-    state.worker.postMessage({ type: "run", id, label: state.label, guidance: state.settings.guidance,
-      steps: n, sampler: sampler.value, seed: state.settings.seed, n: S.grid_n, eta: 0,
-      sweep: S.sweep, sweepN: S.sweep_n });
+    // each worker draws a contiguous part of the grid and some of the sweep's strengths
+    const W = state.workers.length;
+    state.run = { parts: W, done: 0, ended: 0, calls: 0, ms: 0, final: new Float32Array(N * size),
+      steps: [], sweepDone: 0, cancelled: 0 };
+    state.workers.forEach((worker, k) => {
+      const first = Math.floor((k * N) / W), last = Math.floor(((k + 1) * N) / W);
+      worker.postMessage({ type: "run", id, label: state.label, guidance: state.settings.guidance,
+        steps: n, sampler: sampler.value, seed: state.settings.seed, first, count: last - first,
+        eta: 0, sweep: S.sweep.filter((_, j) => j % W === k), sweepN: S.sweep_n });
+    });
     createBtn.textContent = "▶ Create again";
     stopBtn.disabled = false;
     status.classList.remove("dl-bad");
@@ -402,47 +435,80 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     root.dataset.state = "running";
   }
 
+  function pictureSize() {
+    return state.json.size * state.json.size * state.json.channels;
+  }
+
   function stop() {
     if (!state.active) return;
     state.stopping = true;
-    state.worker.postMessage({ type: "cancel" });
+    for (const w of state.workers) w.postMessage({ type: "cancel" });
+  }
+
+  /** A step's frame, put together from every worker's part; complete when all have sent it. */
+  function framePart(msg) {
+    const size = pictureSize(), N = S.grid_n, run = state.run;
+    let f = run.steps[msg.i];
+    if (!f) {
+      f = run.steps[msg.i] = { i: msg.i, n: msg.n, sigma: msg.sigma, got: 0,
+        x: new Float32Array(N * size), x0: new Float32Array(N * size),
+        cond: msg.cond ? new Float32Array(N * size) : null,
+        uncond: msg.uncond ? new Float32Array(N * size) : null };
+    }
+    const at = msg.first * size;
+    f.x.set(msg.x, at);
+    f.x0.set(msg.x0, at);
+    if (f.cond && msg.cond) { f.cond.set(msg.cond, at); f.uncond.set(msg.uncond, at); }
+    f.got += 1;
+    return f.got === run.parts ? f : null;
   }
 
   function onRunMessage(msg) {
     if (msg.id !== state.active) return; // a run that was replaced
-    const side = state.json.size, size = side * side * state.json.channels;
+    const side = state.json.size, size = pictureSize(), run = state.run;
     if (msg.type === "frame") {
-      state.frames.push(msg);
-      state.stepTimes.push(performance.now());
-      paintGrid(nowCanvas, split(msg.x, S.grid_n, size), side, 4);
-      paintGrid(guessCanvas, split(msg.x0, S.grid_n, size), side, 4);
-      const per = (performance.now() - state.t0) / (msg.i + 1);
-      status.textContent = `Drawing on this computer: ${state.settings.what}, step ${msg.i + 1} of ${msg.n} (${per.toFixed(0)} ms per step)`;
+      const f = framePart(msg);
+      if (!f) return;
+      state.frames.push(f);
+      paintGrid(nowCanvas, split(f.x, S.grid_n, size), side, 4);
+      paintGrid(guessCanvas, split(f.x0, S.grid_n, size), side, 4);
+      const per = (performance.now() - state.t0) / (f.i + 1);
+      status.textContent = `Drawing on this computer: ${state.settings.what}, step ${f.i + 1} of ${f.n} (${per.toFixed(0)} ms per step)`;
       root.dataset.frames = String(state.frames.length);
-      root.dataset.firstFrameMs = root.dataset.firstFrameMs || "";
       if (state.frames.length === 1) root.dataset.firstFrameMs = String(performance.now() - state.t0);
     } else if (msg.type === "done") {
-      finish(msg.final, msg.stopped, msg.ms, msg.calls);
+      run.final.set(msg.final, msg.first * size);
+      run.calls += msg.calls;
+      run.done += 1;
+      if (run.done === run.parts) finish(run.final, false, performance.now() - state.t0, run.calls);
     } else if (msg.type === "cancelled") {
-      if (state.stopping && state.frames.length) {
+      run.cancelled += 1;
+      if (run.cancelled + run.sweepDone < run.parts) return; // the others have not stopped yet
+      if (state.stopping && !state.result && state.frames.length) {
         const last = state.frames[state.frames.length - 1];
         finish(last.x0, true, performance.now() - state.t0, null);
-      } else {
+      } else if (!state.result) {
         status.textContent = state.stopping ? "Stopped before the first step: nothing was drawn." : status.textContent;
         root.dataset.state = "stopped";
+      } else {
+        root.dataset.state = "done";
       }
       state.active = 0;
       stopBtn.disabled = true;
     } else if (msg.type === "sweep") {
       state.sweep.push(msg);
+      state.sweep.sort((a, b) => S.sweep.indexOf(a.w) - S.sweep.indexOf(b.w));
       paintSweep();
     } else if (msg.type === "sweepDone") {
+      run.sweepDone += 1;
+      if (run.sweepDone < run.parts) return;
       state.active = 0;
       stopBtn.disabled = true;
       root.dataset.state = "done";
     } else if (msg.type === "error") {
       status.textContent = `Drawing failed: ${msg.message}.`;
       status.classList.add("dl-bad");
+      for (const w of state.workers) w.postMessage({ type: "cancel" });
       state.active = 0;
       stopBtn.disabled = true;
       root.dataset.state = "failed";
@@ -450,13 +516,14 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
   }
 
   function finish(final, stopped, ms, calls) {
-    const side = state.json.size, size = side * side * state.json.channels;
+    const side = state.json.size, size = pictureSize();
     state.result = { final, stopped, ms };
     paintGrid(finalCanvas, split(final, S.grid_n, size), side, 4);
     const st = state.settings;
     const steps_ = state.frames.length;
+    const W = state.workers.length;
     finalCaption.textContent = `${state.model.title || state.model.name}: ${st.what}, guidance ${st.guidance}, ${steps_} steps, ${(ms / 1000).toFixed(1)} s on this computer`
-      + (calls ? ` (${calls} model calls, ${(ms / calls).toFixed(1)} ms each; ${(ms / Math.max(steps_, 1)).toFixed(0)} ms per step)` : "");
+      + (calls ? ` (${calls} model calls on ${W} worker${W > 1 ? "s" : ""}; ${(ms / Math.max(steps_, 1)).toFixed(0)} ms per step)` : "");
     results.hidden = false;
     status.textContent = stopped
       ? "Stopped early: below is the model's latest guess."
@@ -538,7 +605,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
 
   const first = settings.model || (models[0] && models[0].name);
   if (!first) fail("error", "no model was exported for the browser");
-  else loadModel(first, S.what);
+  else loadModel(first, settings.what);
 
   return {
     /** A host (the Streamlit page) asks for another model or other starting values. */

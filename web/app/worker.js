@@ -1,17 +1,21 @@
 // The Web Worker that draws: onnxruntime-web (WASM, one thread) runs the exported model and
-// sampler.js runs the sampler and the guidance, off the page's thread.
+// sampler.js runs the sampler and the guidance, off the page's thread. The page may start
+// several (one per core, up to 4) and give each a part of the grid: every picture's noise
+// comes from its own stream, so the grid is the same however it is split.
 //
 // Messages in:
 //   {type: "load", model: "models/<name>/", json: {...model.json...}}
-//   {type: "run", id, label, guidance, steps, sampler, seed, n, eta, sweep, sweepN,
-//    start?, noise?}   (start/noise: injected pictures for the agreement test)
+//   {type: "run", id, label, guidance, steps, sampler, seed, first, count, eta, sweep,
+//    sweepN, start?, noise?}  (pictures first..first+count-1 of the grid; sweep: the
+//    strengths this worker redraws the grid's first sweepN pictures at; start/noise: injected
+//    pictures for the agreement test)
 //   {type: "cancel"}  (a new knob value or Stop: the running loop ends before its next
 //                      model call; a new run also cancels the one before it)
 // Messages out:
 //   {type: "ready", msPerCall, ort}  {type: "error", id?, message}
-//   {type: "frame", id, i, n, sigma, x, x0, cond, uncond}  (one per step, Float32Arrays of
-//    n pictures each, transferred)
-//   {type: "done", id, final, stopped, ms, calls, msPerCall}
+//   {type: "frame", id, first, count, i, n, sigma, x, x0, cond, uncond}  (one per step,
+//    Float32Arrays of `count` pictures each, transferred)
+//   {type: "done", id, first, count, final, stopped, ms, calls, msPerCall}
 //   {type: "sweep", id, w, pics} and {type: "sweepDone", id, ms}
 //   {type: "cancelled", id}
 
@@ -102,6 +106,18 @@ function unpack(flat, count) {
   return out;
 }
 
+/** Sample k of a grid drawn with `seed` has its own noise stream (its starting noise, then
+ * any fresh noise its steps add), so a grid split across workers is the same grid, and the
+ * sweep redraws the grid's first pictures from the same starting noise. */
+function sampleStream(seed, k) {
+  const mix = (h) => {
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  };
+  return normalStream(mix((seed >>> 0) ^ mix(k + 1)));
+}
+
 async function run(msg) {
   const id = msg.id;
   const beforeCall = async () => {
@@ -110,24 +126,24 @@ async function run(msg) {
   };
   const sch = meta.schedule;
   const sigmas = edmSigmas(msg.steps, sch.sigma_min, sch.sigma_max, sch.rho);
-  const n = msg.n;
-  const rng = normalStream(msg.seed);
-  // the starting noise: injected (the agreement test) or drawn from the seed
-  const z0 = msg.start ? unpack(msg.start, n) : rng.pictures(n, size);
-  const x = z0.map((z) => z.map((v) => Math.fround(v * sigmas[0])));
-  const injected = msg.noise ? msg.noise.map((flat) => unpack(flat, n)) : null;
+  const first = msg.first || 0, count = msg.count;
+  const streams = Array.from({ length: count }, (_, j) => sampleStream(msg.seed, first + j));
+  // the starting noise: injected (the agreement test) or drawn from each picture's stream
+  const z0 = msg.start ? unpack(msg.start, count) : streams.map((r) => r.pictures(1, size)[0]);
+  const scaled = (z) => z.map((v) => Math.fround(v * sigmas[0]));
+  const injected = msg.noise ? msg.noise.map((flat) => unpack(flat, count)) : null;
   let drawn = 0;
-  const noise = () => (injected ? injected[drawn++] : rng.pictures(n, size));
+  const noise = () => (injected ? injected[drawn++] : streams.map((r) => r.pictures(1, size)[0]));
   const label = msg.label, w = msg.guidance;
   const t0 = performance.now();
   const calls0 = calls;
   try {
     const den = guidedDenoiser(call, label, w, { both: true, beforeCall, size });
-    const res = await runSampler(msg.sampler, den, x, sigmas, {
+    const res = await runSampler(msg.sampler, den, z0.map(scaled), sigmas, {
       eta: msg.eta || 0, noise,
       onStep: (info) => {
         const frame = {
-          type: "frame", id, i: info.i, n: info.n, sigma: info.sigma,
+          type: "frame", id, first, count, i: info.i, n: info.n, sigma: info.sigma,
           x: pack(info.x.map((p) => toVp(p, info.sigma))), x0: pack(info.denoised),
           cond: info.cond ? pack(info.cond) : null, uncond: info.uncond ? pack(info.uncond) : null,
         };
@@ -138,18 +154,19 @@ async function run(msg) {
     const ms = performance.now() - t0;
     const done = calls - calls0;
     const final = pack(res.x);
-    postMessage({ type: "done", id, final, stopped: res.stopped, ms, calls: done,
+    postMessage({ type: "done", id, first, count, final, stopped: res.stopped, ms, calls: done,
       msPerCall: ms / Math.max(done, 1) }, [final.buffer]);
-    if (res.stopped || label < 0 || !msg.sweep || !msg.sweep.length) return;
-    // the guidance sweep: the grid's first pictures' starting noise at each strength
+    const sweep = label >= 0 && msg.sweep ? msg.sweep : [];
+    // the guidance sweep: the grid's first pictures, from the same starting noise, at each
+    // strength this worker was given
     const t1 = performance.now();
-    const m = Math.min(msg.sweepN || 4, n);
-    for (const ws of msg.sweep) {
-      const sweepRng = normalStream(msg.seed + 1);
+    for (const ws of sweep) {
+      const m = msg.sweepN || 4;
+      const rs = Array.from({ length: m }, (_, k) => sampleStream(msg.seed, k));
+      const start = rs.map((r) => scaled(r.pictures(1, size)[0]));
       const den2 = guidedDenoiser(call, label, ws, { both: false, beforeCall, size });
-      const start = z0.slice(0, m).map((z) => z.map((v) => Math.fround(v * sigmas[0])));
       const r2 = await runSampler(msg.sampler, den2, start, sigmas, {
-        eta: msg.eta || 0, noise: () => sweepRng.pictures(m, size),
+        eta: msg.eta || 0, noise: () => rs.map((r) => r.pictures(1, size)[0]),
       });
       const pics = pack(r2.x);
       postMessage({ type: "sweep", id, w: ws, pics }, [pics.buffer]);
