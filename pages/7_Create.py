@@ -75,7 +75,7 @@ where = st.sidebar.radio("Where to draw", WHERE, key="create_where", persist_sta
                          help="This computer: your browser runs the model (the knob answers at "
                               "once). The server: it runs here, shared with everyone.")
 note = st.empty()
-browser = browser_create(info, req.widget_values(), BROWSER_LIMITS) if where == "browser" else None
+browser = browser_create(info, req.widget_values(), BROWSER_LIMITS, on=where == "browser")
 note.caption(browser.note if browser else SERVER_CHOSEN)
 if browser is not None and browser.state == "ready":
     st.stop()  # the component above draws, shows and explains everything

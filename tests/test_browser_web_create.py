@@ -140,7 +140,8 @@ def test_blocked_wasm_falls_back_to_the_server(server, browser, artifacts_dir):
                                 "(the WebAssembly file could not be loaded")
         note.wait_for()
         assert blocked, "the .wasm request was made (and blocked)"
-        assert page.frame_locator(FRAME).locator(".dl-create").count() == 0  # the component left
+        # the component leaves when the rerun that shows the note is over
+        assert until(lambda: page.locator(FRAME).count() == 0, 30)
         run = page.get_by_role("button", name="▶ Create", exact=True)
         assert until(lambda: run.count() == 1, 30)  # the rerun that dropped the component is over
         run.click()  # the server path draws instead

@@ -20,17 +20,25 @@ FAILED_KEY = "create_browser_failed"  # model name (or EVERY) -> the line that s
 EVERY = "*"
 
 
-def browser_create(info: ModelInfo, values: dict, limits: dict, key: str = "create_browser"
-                   ) -> BrowserStatus:
+def browser_create(info: ModelInfo, values: dict, limits: dict, on: bool = True,
+                   key: str = "create_browser") -> BrowserStatus | None:
     """Mount browser-mode Create for ``info`` (starting from the page's ``values``) unless
-    it cannot be offered or already failed in this session; what the page should do."""
+    it is off (None: the visitor chose the server), cannot be offered or already failed in
+    this session; what the page should do. The component sits in a container of its own,
+    kept (empty) when it is not there, so whatever the page draws below keeps its place (no
+    stale copy of a button during the rerun that swaps modes)."""
+    box = st.container()
+    if not on:
+        return None
     failed = st.session_state.setdefault(FAILED_KEY, {})
     if EVERY in failed or info.name in failed:
         return BrowserStatus("fallback", failed.get(EVERY) or failed[info.name])
     offer = browser_offer(info, values, limits)
     if not offer.available:
         return BrowserStatus("fallback", offer.note)
-    status = read_status(_create_browser(**offer.args, key=key, default=None), info.name)
+    with box:
+        value = _create_browser(**offer.args, key=key, default=None)
+    status = read_status(value, info.name)
     if status.state == "fallback":
         failed[EVERY if status.every_model else info.name] = status.note
         st.rerun()  # drop the component now: the server path takes its place
