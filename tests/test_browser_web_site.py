@@ -84,3 +84,21 @@ def test_static_site_draws_a_class_and_scrubs(site, page, artifacts_dir):
         assert "× picture" in page.locator(".dl-mix").inner_text()
         page.screenshot(path=str(artifacts_dir / "site_scrubber.png"), full_page=True)
         assert page.locator("text=could not start").count() == 0
+
+
+def test_the_grid_is_the_same_on_one_worker_or_several(site, page):
+    """Each picture draws its noise from its own stream (seed, picture): splitting the grid
+    over Web Workers changes nothing, to the pixel."""
+    grids = []
+    with static_server(site) as url:
+        for workers in (1, 3):
+            page.goto(url + f"/index.html?model=mnist&what=3&steps=5&sampler=ddpm&seed=11"
+                            f"&workers={workers}")
+            page.locator(".dl-create button.dl-primary:not([disabled])").wait_for(timeout=120_000)
+            assert page.locator(".dl-create").get_attribute("data-workers") == str(workers)
+            page.locator(".dl-create button.dl-primary").click()
+            page.wait_for_function("['sweeping', 'done'].includes("
+                                   "document.querySelector('.dl-create').dataset.state)",
+                                   timeout=300_000)
+            grids.append(page.locator("canvas.dl-final").evaluate("c => c.toDataURL()"))
+    assert grids[0] == grids[1]
