@@ -88,21 +88,23 @@ function guidanceWords(w, what) {
   return `${w}: a very strong push: near-identical, over-drawn pictures.`;
 }
 
-/** Paint pictures (Float32Arrays, [-1, 1]) into a canvas as a grid of `cols` columns. */
-function paintGrid(canvas, pictures, side, cols, pad = 2) {
+/** Paint pictures (Float32Arrays of C x side x side, [-1, 1]; C = 1 gray or 3 colour) into a
+ * canvas as a grid of `cols` columns. */
+function paintGrid(canvas, pictures, side, cols, pad = 2, channels = 1) {
   const rows = Math.ceil(pictures.length / cols);
   const W = cols * (side + pad) + pad, H = rows * (side + pad) + pad;
   if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
   const g = canvas.getContext("2d");
   const img = g.createImageData(W, H);
   img.data.fill(255);
+  const plane = side * side;
+  const level = (v) => Math.round((Math.min(1, Math.max(-1, v)) + 1) * 127.5);
   pictures.forEach((p, k) => {
     const ox = pad + (k % cols) * (side + pad), oy = pad + Math.floor(k / cols) * (side + pad);
     for (let y = 0; y < side; y++) {
       for (let x = 0; x < side; x++) {
-        const v = Math.round((Math.min(1, Math.max(-1, p[y * side + x])) + 1) * 127.5);
-        const o = ((oy + y) * W + ox + x) * 4;
-        img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
+        const o = ((oy + y) * W + ox + x) * 4, j = y * side + x;
+        for (let c = 0; c < 3; c++) img.data[o + c] = level(p[(channels === 3 ? c * plane : 0) + j]);
       }
     }
   });
@@ -470,8 +472,8 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
       const f = framePart(msg);
       if (!f) return;
       state.frames.push(f);
-      paintGrid(nowCanvas, split(f.x, S.grid_n, size), side, 4);
-      paintGrid(guessCanvas, split(f.x0, S.grid_n, size), side, 4);
+      paintGrid(nowCanvas, split(f.x, S.grid_n, size), side, 4, 2, state.json.channels);
+      paintGrid(guessCanvas, split(f.x0, S.grid_n, size), side, 4, 2, state.json.channels);
       const per = (performance.now() - state.t0) / (f.i + 1);
       status.textContent = `Drawing on this computer: ${state.settings.what}, step ${f.i + 1} of ${f.n} (${per.toFixed(0)} ms per step)`;
       root.dataset.frames = String(state.frames.length);
@@ -518,7 +520,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
   function finish(final, stopped, ms, calls) {
     const side = state.json.size, size = pictureSize();
     state.result = { final, stopped, ms };
-    paintGrid(finalCanvas, split(final, S.grid_n, size), side, 4);
+    paintGrid(finalCanvas, split(final, S.grid_n, size), side, 4, 2, state.json.channels);
     const st = state.settings;
     const steps_ = state.frames.length;
     const W = state.workers.length;
@@ -551,7 +553,8 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     openRow.hidden = false;
     openNote.textContent = `Told the label is the network's guess when told what to draw; told nothing is its guess with no label. The guided mix starts from the untold guess and moves towards the told one, ${state.settings.guidance} times as far.`;
     [f.cond, f.uncond, f.x0].forEach((flat, j) => {
-      paintGrid(openCanvases[j][0], [flat.subarray(k * size, (k + 1) * size)], side, 1, 0);
+      paintGrid(openCanvases[j][0], [flat.subarray(k * size, (k + 1) * size)], side, 1, 0,
+        state.json.channels);
     });
   }
 
@@ -568,7 +571,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
     g.fillRect(0, 0, W, H);
     const tmp = document.createElement("canvas");
     state.sweep.forEach((s, c) => {
-      paintGrid(tmp, split(s.pics, m, size), side, 1, pad);
+      paintGrid(tmp, split(s.pics, m, size), side, 1, pad, state.json.channels);
       g.drawImage(tmp, c * colW * k, head, tmp.width * k, tmp.height * k);
       g.fillStyle = "#333";
       g.font = "14px sans-serif";
