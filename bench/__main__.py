@@ -114,6 +114,8 @@ PARTS = {
     "denoise": denoise,
     "digits": digits,
     "generate": generate,
+    "create_speed": script("world_speed.py", ("--reps", "1", "--threads", "2",
+                                              "--out", str(RESULTS / "world_speed_quick.md"))),
     "speed": script("speed.py", ("--quick", "--out", str(RESULTS / "speed_quick"))),
     "toy2d": script("toy2d_seeds.py", ("--seeds", "2", "--steps", "300",
                                        "--out", str(RESULTS / "toy2d_quick"))),

@@ -48,8 +48,8 @@ def card_text(key: str) -> str:
         f"**Training:** {card['steps']:,} steps of batch {card['batch']} (AdamW, lr "
         f"{cfg['lr']:g}, cosine decay from step {cfg['lr_decay_start']:,}, EMA "
         f"{cfg['ema_decay']}), {card['wall_time_s']:,.0f} s ({hours:.1f} h) on "
-        f"{card.get('hardware') or 'a 2-core CPU'}, one thread, while two other models "
-        "trained beside it on the same 2 cores:", "",
+        f"{card.get('hardware') or 'a 2-core CPU'} (the three worlds trained at once; the "
+        "time counts only this run's own wall clock):", "",
         f"    python -m diffusion_core train --config configs/{key}.json --out runs/{key} "
         "[--resume]",
         f"    python -m diffusion_core export --run runs/{key} --out models/{key}", ""]
@@ -62,6 +62,14 @@ def card_text(key: str) -> str:
                   "development CPU; the judge is a small CNN trained on the world's real train "
                   "split; realism is a classifier two-sample test, 0.5 = indistinguishable):",
                   "", table.strip(), ""]
+        speed = ROOT / "bench" / "results" / "world_speed.md"
+        if speed.exists():
+            rows = [r for r in speed.read_text().splitlines() if r.startswith(f"| {key} |")]
+            lines += ["Seconds per 16 samples on a quieter machine (`python bench/world_speed.py`, "
+                      "bench/results/world_speed.md; the figure in the table above can be slower "
+                      "when other jobs share the 2 cores):", "",
+                      "| model | size | torch threads | seconds per 16 |",
+                      "|---|---|---:|---:|", *rows, ""]
     return "\n".join(lines) + "\n"
 
 
