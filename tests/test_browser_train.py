@@ -69,7 +69,7 @@ def test_train_tiny_model_live(app_server, page, artifacts_dir):
     done.wait_for(timeout=60_000)
     assert len(seen) >= 2, seen  # at least two different steps were shown while it ran
     assert chart_while_running
-    page.get_by_text("16 digits the model draws").first.wait_for()
+    page.get_by_text("16 pictures the model draws").first.wait_for()
     assert page.locator(".stException").count() == 0
     page.set_viewport_size({"width": 1400, "height": 2600})
     page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0)")

@@ -239,7 +239,8 @@ def test_cli_generate_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for opt in ("--label", "--guidance", "--list-labels", "--out", "--n", "--steps", "--seed"):
         assert opt in text
-    assert "000.png" in text and "zero-nine" in text
+    assert "000.png" in text and "sneaker" in text and "seven" in text
+    assert "28 for mnist/fashion/doodles" in " ".join(text.split())
 
 
 def test_conditional_digits_check_writes_its_figures(tiny_cond_model, tmp_path):

@@ -68,7 +68,7 @@ def test_train_page_runs_a_tiny_digits_training(monkeypatch, tmp_path):
     success = " ".join(s.value for s in at.success)
     assert "Your model **page-test** is saved; pick it on the Restore page." in success
     assert len(at.get("plotly_chart")) == 1  # the loss curve
-    assert any("16 digits the model draws" in c for i in at.image for c in i.captions)
+    assert any("16 pictures the model draws" in c for i in at.image for c in i.captions)
     # the model is at once in the registry, i.e. on the Restore page's list
     names = {m.name: m for m in registry.list_models()}
     assert "page-test" in names and names["page-test"].source == "user"
