@@ -12,6 +12,8 @@ to the page.
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from diffusion_core.app import lesson
@@ -170,7 +172,7 @@ def lesson_style() -> None:
     st.html(LESSON_CSS)
 
 
-@st.cache_resource(show_spinner=False)
+@functools.lru_cache(maxsize=1)  # declared once per process (not a model cache)
 def _keys_component():
     return st.components.v2.component("diffusion_lab_lesson_keys", js=KEYS_JS)
 
