@@ -190,7 +190,7 @@ def test_create_counts_the_batches_it_draws(what, sampler):
     the estimate adds up the same pixels the real job sends through the model."""
     info = create_models()[0]
     req = CreateRequest.clamped(info=info, what=what, steps=6, sampler=sampler)
-    oracle = Oracle(torch.zeros(1, 1, 32, 32))
+    oracle = Oracle(torch.zeros(1, 1, req.size, req.size))
 
     def den(y, sigma, labels=None):
         return oracle(y, sigma)

@@ -398,7 +398,7 @@ def test_every_cli_option_has_help():
     top = build_parser()
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {"noise", "restore", "generate", "inpaint", "denoise", "train",
-                                "export", "evaluate"}
+                                "export", "evaluate", "export-web", "export-site"}
     assert all(c.help for c in sub._choices_actions)
     for p in [*sub.choices.values(), inpaint_parser(), denoise_parser()]:
         for act in p._actions:

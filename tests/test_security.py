@@ -73,6 +73,14 @@ HTML_ALLOWED: dict[tuple[str, str], tuple[set[str], str]] = {
         "ui.scrubber: a fixed template plus JSON of pixel data, "
         "numbers and the schedule's name (validated against SCHEDULES by make_schedule); "
         "its script writes only numbers into the page. No user text goes in."),
+    ("ui/lesson_view.py", "dissolve_html(photo, prep.cache)"): (
+        {"dissolve_html"},
+        "ui.scrubber.scrubber_html's page (see the Add noise entry) with the lesson's fixed CSS "
+        "and key-listener script appended; no user text goes in."),
+    ("ui/lesson_view.py", "lesson_css()"): (
+        {"lesson_css"},
+        "the Lesson's fixed style sheet: a constant built from numeric layout constants; no "
+        "user text goes in."),
 }
 HTML_CALLS = {"html", "iframe"}  # st.html, st.iframe, components.html / .iframe, col.html ...
 
@@ -212,6 +220,10 @@ CLAMP_ALLOWED = {
         "Batch size", "Learning rate", "New samples every … steps", "Crop size (pixels)")},
     **{("pages/5_Why_diffusion.py", label): _BY_REQUEST.format("CompareRequest.from_form")
        for label in ("Training steps", "Seed")},
+    ("ui/lesson_view.py", "Noise step"): (
+        "looked up among the precomputed bell figures: any other value shows the first"),
+    ("ui/lesson_view.py", "Guidance: how hard to push towards the request"): (
+        "looked up among the precomputed guidance figures: any other value shows the first"),
     ("ui/repair_view.py", "Brush size"): (
         "only the canvas's brush width in the browser; the server never computes with it"),
 }

@@ -167,9 +167,14 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 </style>"""
 
 
+def lesson_css() -> str:
+    """The lesson's style sheet: fixed CSS built from numeric constants, no user text."""
+    return LESSON_CSS
+
+
 def lesson_style() -> None:
     """The lesson's look: no header or sidebar, large type, visuals that fit the window."""
-    st.html(LESSON_CSS)
+    st.html(lesson_css())
 
 
 @functools.lru_cache(maxsize=1)  # declared once per process (not a model cache)
@@ -286,14 +291,21 @@ def scene_visual(scene: Scene, prep: lesson.LessonPrep) -> None:
 
 def _dissolve(scene: Scene, prep: lesson.LessonPrep) -> None:
     photo = prep.part("photo")
-    html = prep.cache.get("dissolve_html")
-    if html is None:
-        html = scrubber_html(photo["x0"], photo["noise"], photo["schedule"], t0=0,
-                             presenter=True, gray=photo["x0"].shape[0] == 1)
-        html = html.replace("</style>", SCRUBBER_CSS + "</style>").replace(
-            "</body>", SCRUBBER_KEYS + "</body>")
-        prep.cache["dissolve_html"] = html
-    st.iframe(html, height=600, alt=scene.alt)
+    if "dissolve_html" not in prep.cache:
+        prep.cache["dissolve_html"] = dissolve_html(photo)
+    st.iframe(dissolve_html(photo, prep.cache), height=600, alt=scene.alt)
+
+
+def dissolve_html(photo: dict, cache: dict | None = None) -> str:
+    """The forward scrubber's page for the lesson: ui.scrubber.scrubber_html (numbers and a
+    validated schedule name only) with the lesson's fixed CSS and key script added; taken
+    from ``cache`` when it is there."""
+    if cache is not None and "dissolve_html" in cache:
+        return cache["dissolve_html"]
+    html = scrubber_html(photo["x0"], photo["noise"], photo["schedule"], t0=0,
+                         presenter=True, gray=photo["x0"].shape[0] == 1)
+    return html.replace("</style>", SCRUBBER_CSS + "</style>").replace(
+        "</body>", SCRUBBER_KEYS + "</body>")
 
 
 def _bell(scene: Scene, prep: lesson.LessonPrep) -> None:
@@ -308,8 +320,9 @@ def _guess(scene: Scene, prep: lesson.LessonPrep) -> None:
 
 def _steer(scene: Scene, prep: lesson.LessonPrep) -> None:
     figures = prep.part("steer")["figures"]
-    w = float(st.session_state.get(K_GUIDANCE, STEER_WS[0]))
-    _image(scene, figures.get(w, figures[float(STEER_WS[0])]))
+    w = st.session_state.get(K_GUIDANCE, STEER_WS[0])  # any other value: the first figure
+    _image(scene, figures.get(w if isinstance(w, (int, float)) else None,
+                              figures[float(STEER_WS[0])]))
 
 
 def _cost(scene: Scene, prep: lesson.LessonPrep) -> None:
