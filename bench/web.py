@@ -376,8 +376,8 @@ def report(res: dict) -> str:
     lines = ["# Create in the browser", "",
              "`python bench/web.py` (bench/web.py): headless Chromium (Debian), onnxruntime-web "
              f"{res.get('ort', '?')} WASM on one thread (no cross-origin isolation), the shipped "
-             f"batch-2 ONNX file of `{MODEL}` (28x28). Machine: {res['machine']}; "
-             f"{res['load']}; {res['when']}.", ""]
+             f"batch-2 ONNX file of `{MODEL}` (28x28). Machine: {res['machine']}, shared with "
+             "other work at times: each part says the load it was measured under.", ""]
     if "speed" in res:
         sp = res["speed"]
         lines += ["## 16 samples x 20 steps with guidance, in the browser", "",
@@ -387,7 +387,7 @@ def report(res: dict) -> str:
                   "32, its last step 16), split over the page's Web Workers (each one "
                   "single-threaded WASM runtime; the page starts one per core, up to 4: "
                   f"{sp['cores']} here). Goal: at most {sp['goal_s']:g} s. Median of the runs "
-                  "after a warm-up.", "",
+                  "after a warm-up. " + _when(sp), "",
                   "| sampler | Web Workers | model calls | seconds per run | ms per step "
                   "| ms per call (per worker) | first frame (ms) | runs (s) |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -403,7 +403,7 @@ def report(res: dict) -> str:
         k = res["knob"]
         lines += ["## The guidance knob: release to the first new frame", "",
                   f"The static site's Create page (Digits, a 7, Heun, 20 steps). Goal: at most "
-                  f"{k['goal_ms']} ms.", "",
+                  f"{k['goal_ms']} ms. " + _when(k), "",
                   "| when | median (ms) | each (ms) |", "|---|---:|---|",
                   f"| while a run is going | {k['mid_run_median_ms']:.0f} | "
                   f"{', '.join(f'{v:.0f}' for v in k['mid_run_ms'])} |",
@@ -421,7 +421,7 @@ def report(res: dict) -> str:
                       "16 share this machine's 2), then all ask for a sneaker at once and wait "
                       "for their grids (the run: press to the finished grid; the sweep runs on "
                       "in the browser). The browsers' own CPU (each visitor's laptop in a "
-                      "class) is not counted.", "",
+                      "class) is not counted. " + _when(c), "",
                       f"**{'PASS' if c['ok'] else 'FAIL'}**: sessions in browser mode "
                       f"{c['modes']['browser']}/{c['sessions']} (fell back to the server: "
                       f"{c['modes']['server']}), grids done {c['grids_done']}/{c['sessions']}, "
@@ -446,6 +446,26 @@ def report(res: dict) -> str:
     return "\n".join(lines)
 
 
+def measured(part) -> dict:
+    """Run one part; its result notes when, and the load average before and after."""
+    def load() -> str:
+        try:
+            return "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+        except OSError:
+            return "unknown"
+
+    before, when = load(), time.strftime("%Y-%m-%d %H:%M")
+    out = part()
+    out["measured"] = {"when": when, "load_before": before, "load_after": load()}
+    return out
+
+
+def _when(part: dict) -> str:
+    m = part.get("measured") or {}
+    return (f"Measured {m.get('when', '?')}; load average (1 / 5 / 15 min) {m.get('load_before', '?')} "
+            f"before, {m.get('load_after', '?')} after.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/web.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -456,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and 4 sessions")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help="path without suffix: writes .md and .json")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the parts not measured now from the .json already at --out")
     a = ap.parse_args(argv)
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         print("Debian chromium is needed (make chromium)", file=sys.stderr)
@@ -469,25 +491,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from diffusion_core.browser.site import export_site
 
-    try:
-        load = "load average {:.1f} / {:.1f} / {:.1f} at the start".format(*os.getloadavg())
-    except OSError:
-        load = "load average unknown"
     res: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                 "load": load, "when": time.strftime("%Y-%m-%d %H:%M"), "ort": runtime_version()}
+                 "ort": runtime_version()}
+    old = a.out.with_suffix(".json")
+    if a.merge and old.exists():
+        res.update({k: v for k, v in json.loads(old.read_text()).items()
+                    if k in ("speed", "knob", "class") and k not in a.parts})
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
         browser = launch_chromium(pw)
         try:
             site = export_site(Path(tmp) / "site").root
             if "speed" in a.parts:
-                res["speed"] = bench_speed(browser, a.quick, site)
+                res["speed"] = measured(lambda: bench_speed(browser, a.quick, site))
             if "knob" in a.parts:
-                res["knob"] = bench_knob(browser, a.quick, site)
+                res["knob"] = measured(lambda: bench_knob(browser, a.quick, site))
         finally:
             browser.close()
         if "class" in a.parts:
-            res["class"] = bench_class(lambda: launch_chromium(pw), 4 if a.quick else a.sessions,
-                                       a.timeout)
+            res["class"] = measured(lambda: bench_class(
+                lambda: launch_chromium(pw), 4 if a.quick else a.sessions, a.timeout))
     text = report(res)
     print("\n" + text)
     a.out.parent.mkdir(parents=True, exist_ok=True)
