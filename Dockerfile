@@ -1,5 +1,14 @@
 # Diffusion Lab image. CPU PyTorch by default; for NVIDIA GPUs build with e.g.
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 -t diffusion-lab:cuda .
+
+# Browser-mode Create: onnxruntime-web from the npm registry at the lockfile's version, copied
+# into web/app/vendor (web/scripts/vendor.mjs); the app serves these files itself, never a CDN.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+COPY web/scripts ./scripts
+RUN mkdir -p app && npm ci --no-audit --no-fund --ignore-scripts && npm run --silent vendor
+
 FROM python:3.11-slim
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -16,6 +25,7 @@ COPY requirements.txt .
 RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt
 
 COPY --chown=10001:10001 . .
+COPY --from=web --chown=10001:10001 /web/app/vendor ./web/app/vendor
 USER 10001:10001
 
 EXPOSE 8501

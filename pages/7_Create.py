@@ -6,6 +6,7 @@ import streamlit as st
 from diffusion_core.app.create import (
     BROWSER_LIMITS,
     DEFAULT_GUIDANCE,
+    DEFAULT_SAMPLER,
     GUIDANCE_MAX,
     INTRO,
     OPENED_WORDS,
@@ -43,7 +44,7 @@ from ui.state import as_default, init_state
 st.set_page_config(page_title="Create · Diffusion Lab", page_icon="✏️", layout="wide")
 sidebar_nav()
 init_state("create", {"create_what": "Sneaker", "create_guidance": DEFAULT_GUIDANCE,
-                      "create_sampler": "heun", "create_seed": 0, "create_where": "browser"})
+                      "create_sampler": DEFAULT_SAMPLER, "create_seed": 0, "create_where": "browser"})
 # a first visit starts with the steps that draw in about 10 s on this computer
 device_defaults("create", create_models(), first_steps, ("create_steps",))
 ss = st.session_state

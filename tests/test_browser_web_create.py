@@ -5,8 +5,9 @@
   opened-up picture and the guidance sweep; the server process spends at most 0.1 CPU-s on
   that run (/proc/<pid>/stat, from the press to the sweep done); a new knob value restarts the
   run at once and Stop ends it. Screenshot: tests/artifacts/create_browser.png.
-* The fallbacks: with every ``.wasm`` request blocked, and with no WebAssembly at all, the page
-  says why in one line and the server draws instead.
+* The fallbacks: with every ``.wasm`` request blocked, with the ``.wasm`` download stalled past
+  the load time limit (set to a few seconds for that server), and with no WebAssembly at all,
+  the page says why in one line and the server draws instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image
 from bench.class_bench import cpu_seconds
 from bench.live_server import live_server
 from bench.web import KNOB_JS
-from diffusion_core.browser.create import runtime_problem
+from diffusion_core.browser.create import TIMEOUT_ENV, runtime_problem
 from tests.waiting import until
 
 pytestmark = pytest.mark.browser
@@ -33,16 +34,33 @@ READY = "Drawing on this computer"
 SERVER_CPU_LIMIT_S = 0.1
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A private app server whose process id we know (its CPU time is the measurement)."""
+def _need_runtime():
     if runtime_problem():
         if shutil.which("npm") is None:
             pytest.skip("npm is not installed, so neither is onnxruntime-web (make test installs "
                         "both when root)")
         pytest.fail(runtime_problem() + ": run `make test` (it runs npm ci in web/)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A private app server whose process id we know (its CPU time is the measurement)."""
+    _need_runtime()
     d = tmp_path_factory.mktemp("web_create")
     with live_server(d, {"DIFFUSION_LAB_USER_MODELS": str(d / "user_models")}) as srv:
+        yield srv
+
+
+STALL_LIMIT_S = 6
+
+
+@pytest.fixture
+def impatient_server(tmp_path_factory):
+    """A server that gives the browser only a few seconds to load the model."""
+    _need_runtime()
+    d = tmp_path_factory.mktemp("web_create_timeout")
+    with live_server(d, {"DIFFUSION_LAB_USER_MODELS": str(d / "user_models"),
+                         TIMEOUT_ENV: str(STALL_LIMIT_S)}) as srv:
         yield srv
 
 
@@ -144,6 +162,30 @@ def test_blocked_wasm_falls_back_to_the_server(server, browser, artifacts_dir):
         assert until(lambda: page.locator(FRAME).count() == 0, 30)
         run = page.get_by_role("button", name="▶ Create", exact=True)
         assert until(lambda: run.count() == 1, 30)  # the rerun that dropped the component is over
+        run.click()  # the server path draws instead
+        page.get_by_role("heading", name="What it drew").wait_for(timeout=600_000)
+        assert note.count() == 1 and page.locator(".stException").count() == 0
+    finally:
+        ctx.close()
+
+
+def test_a_stalled_download_times_out_and_falls_back_to_the_server(impatient_server, browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    stalled = []
+    # the .wasm request is held, never answered: the page's load timer must give up on it
+    ctx.route("**/*.wasm", lambda route: stalled.append(route.request.url))
+    page = ctx.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(impatient_server.url + "/Create")
+        page.get_by_text("Digits", exact=True).first.click()
+        note = page.get_by_text("Drawing on the server: the model took too long to load in this "
+                                f"browser (the model did not load within {STALL_LIMIT_S} s)")
+        note.wait_for()
+        assert stalled, "the .wasm request was made (and held)"
+        assert until(lambda: page.locator(FRAME).count() == 0, 30)
+        run = page.get_by_role("button", name="▶ Create", exact=True)
+        assert until(lambda: run.count() == 1, 30)
         run.click()  # the server path draws instead
         page.get_by_role("heading", name="What it drew").wait_for(timeout=600_000)
         assert note.count() == 1 and page.locator(".stException").count() == 0

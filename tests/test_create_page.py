@@ -11,7 +11,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from diffusion_core.app.create import CreateRequest, create_models, opened_up, what_choices
+from diffusion_core.app.create import (
+    DEFAULT_SAMPLER,
+    CreateRequest,
+    create_models,
+    opened_up,
+    what_choices,
+)
 from diffusion_core.jobs.create import SWEEP
 from diffusion_core.models.registry import find_model
 from diffusion_core.training.digits import DigitsClassifier
@@ -82,7 +88,8 @@ def test_request_clamps_widget_values():
     req = CreateRequest.clamped(info=info, what="cat", guidance=99, steps=-3, sampler="nope",
                                 seed=-1)
     assert (req.what, req.label, req.guidance, req.steps, req.sampler, req.seed) == \
-        ("7", 7, 10.0, 5, "heun", 0)
+        ("7", 7, 10.0, 5, DEFAULT_SAMPLER, 0)
+    assert DEFAULT_SAMPLER == "ddim"  # one model call per step (see its comment)
     assert req.size == 32
     req = CreateRequest.clamped(info=info, what="4", guidance="2.5")
     assert req.label == 4 and req.guidance == 2.5

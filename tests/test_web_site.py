@@ -12,10 +12,13 @@ import pytest
 from diffusion_core.app import create as app_create
 from diffusion_core.browser import export
 from diffusion_core.browser.create import (
+    LOAD_TIMEOUT_S,
     READY_NOTE,
     RUNTIME_FILES,
+    TIMEOUT_ENV,
     browser_offer,
     browser_settings,
+    load_timeout_s,
     read_status,
     runtime_problem,
 )
@@ -39,14 +42,24 @@ def test_the_browser_uses_the_pages_own_limits_and_menus():
     assert s["guidance_max"] == app_create.GUIDANCE_MAX and s["grid_n"] == app_create.GRID_N
     assert s["sweep"] == list(app_create.SWEEP) and s["sweep_n"] == app_create.SWEEP_N
     assert (s["steps"], s["guidance"], s["sampler"]) == (app_create.DEFAULT_STEPS,
-                                                         app_create.DEFAULT_GUIDANCE, "heun")
+                                                         app_create.DEFAULT_GUIDANCE,
+                                                         app_create.DEFAULT_SAMPLER)
 
 
 def test_settings_from_the_page_are_clamped():
     s = browser_settings({"what": "x" * 500, "guidance": "nan?", "steps": 10_000,
                           "sampler": "<script>", "seed": -5}, app_create.BROWSER_LIMITS)
     assert len(s["what"]) == 80 and s["guidance"] == 3.0 and s["steps"] == 100
-    assert s["sampler"] == "heun" and s["seed"] == 0
+    assert s["sampler"] == app_create.DEFAULT_SAMPLER == "ddim" and s["seed"] == 0
+
+
+def test_the_load_time_limit_can_be_set_for_a_slow_network(monkeypatch):
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert load_timeout_s() == LOAD_TIMEOUT_S == 45
+    for raw, want in (("8", 8), ("0", 1), ("100000", 600), ("soon", 45), ("", 45)):
+        monkeypatch.setenv(TIMEOUT_ENV, raw)
+        assert load_timeout_s() == want, raw
+        assert browser_settings({}, app_create.BROWSER_LIMITS)["timeout_s"] == want
 
 
 def test_offer_needs_the_runtime_and_a_fresh_export(tmp_path):

@@ -13,6 +13,7 @@ saying why.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,12 @@ VENDOR_DIR = APP_DIR / "vendor"
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 #: the samplers the browser runs (web/app/sampler.js)
 BROWSER_SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "heun")
-#: seconds the browser may take to download and start the model before the page falls back
+#: the sampler when the page sends none or one the browser lacks (the Create page's default)
+BROWSER_DEFAULT_SAMPLER = "ddim"
+#: seconds the browser may take to download and start the model before the page falls back;
+#: the environment variable below changes it (a slow school network; the tests' stalled file)
 LOAD_TIMEOUT_S = 45
+TIMEOUT_ENV = "DIFFUSION_LAB_BROWSER_TIMEOUT_S"
 STATUSES = ("ready", "unsupported", "error", "timeout")
 
 READY_NOTE = ("**Drawing on this computer**: your browser runs the model itself (the server "
@@ -86,6 +91,12 @@ def export_problem(info: ModelInfo, root: Path = MODELS_DIR) -> str:
     return ""
 
 
+def load_timeout_s() -> int:
+    """The browser's load time limit in seconds: :data:`TIMEOUT_ENV` when set to a number
+    (kept within 1-600), else :data:`LOAD_TIMEOUT_S`."""
+    return clamp_int(os.environ.get(TIMEOUT_ENV), 1, 600, LOAD_TIMEOUT_S)
+
+
 def browser_settings(values: dict[str, Any], limits: dict[str, Any] | None = None) -> dict:
     """The component's starting values and limits, each clamped (raw page values are never
     trusted); ``limits``: steps_min/steps_max/guidance_max/grid_n/sweep_n (the page's)."""
@@ -97,11 +108,11 @@ def browser_settings(values: dict[str, Any], limits: dict[str, Any] | None = Non
         "what": str(values.get("what") or "anything")[:80],
         "guidance": clamp_float(values.get("guidance"), 0.0, float(lim["guidance_max"]), 3.0),
         "steps": clamp_int(values.get("steps"), smin, smax, min(max(20, smin), smax)),
-        "sampler": sampler if sampler in BROWSER_SAMPLERS and sampler in SPECS else "heun",
+        "sampler": sampler if sampler in BROWSER_SAMPLERS and sampler in SPECS else BROWSER_DEFAULT_SAMPLER,
         "seed": clamp_int(values.get("seed"), 0, SEED_MAX, 0),
         "steps_min": smin, "steps_max": smax, "guidance_max": float(lim["guidance_max"]),
         "grid_n": int(lim["grid_n"]), "sweep": list(SWEEP), "sweep_n": int(lim["sweep_n"]),
-        "seed_max": SEED_MAX, "timeout_s": LOAD_TIMEOUT_S,
+        "seed_max": SEED_MAX, "timeout_s": load_timeout_s(),
     }
 
 

@@ -44,7 +44,7 @@ from diffusion_core.tasks.evaluate import evaluate_denoise, markdown_table, writ
 from diffusion_core.tasks.restore import restore
 from diffusion_core.training.digits_check import cond_markdown, evaluate_digits, evaluate_digits_cond
 from diffusion_core.training.train import TrainConfig, export_checkpoint, train
-from diffusion_core.training.worlds_check import evaluate_world, world_markdown
+from diffusion_core.training.worlds_check import WORLD_SAMPLER, evaluate_world, world_markdown
 
 SCHEDULE_CHOICES = [*SCHEDULES, *SCHEDULE_ALIASES]
 SAMPLER_HELP = ", ".join(f"{name} = {spec.label}" for name, spec in SPECS.items())
@@ -174,7 +174,8 @@ def cmd_export(a) -> int:
 def cmd_evaluate(a) -> int:
     if a.task == "world":
         res = evaluate_world(a.model or "fashion", n_per_class=a.per_class, n_uncond=a.n or 200,
-                             n_c2st=a.c2st, steps=a.steps, device=a.device)
+                             n_c2st=a.c2st, steps=a.steps, sampler=a.sampler or WORLD_SAMPLER,
+                             device=a.device)
         print(world_markdown(res))
         if a.json:
             write_json(res, a.json)
@@ -361,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="world: samples (and as many real test pictures) in the realism "
                         "two-sample test (default 1000)")
     v.add_argument("--steps", type=int, default=50, help="digits and world: sampler steps")
+    v.add_argument("--sampler", default=None, choices=list(SPECS),
+                   help=f"world: the sampler (default {WORLD_SAMPLER}, the Create page's)")
     v.add_argument("--sigma", type=float, nargs="+", default=[25],
                    help="denoise: noise levels on the 0-255 scale (default 25)")
     v.add_argument("--baselines", default="bm3d",

@@ -38,6 +38,8 @@ from diffusion_core.training.worlds import WORLD_SIZE, WORLDS, load_split, to_te
 #: the acceptance figures of issue 26
 ACCEPTANCE = {"asked_vs_classifier": 0.95, "class_margin": 0.10, "uncond_share": 0.05,
               "c2st": 0.85, "near_copies": 0.05, "seconds_per_16": 2.0}
+#: the sampler the checks draw with: the Create page's default (DDIM: one model call per step)
+WORLD_SAMPLER = "ddim"
 CLASSIFIER_CACHE = REPO_ROOT / "runs" / "classifiers"
 
 
@@ -178,7 +180,7 @@ def _draw(den, labels: torch.Tensor, w: float, size: int, steps: int, sampler: s
 
 
 def asked_shares(model: str, w: float = 3.0, n_per_class: int = 100, steps: int = 20,
-                 sampler: str = "heun", seed: int = 0, device: str = "cpu") -> dict:
+                 sampler: str = WORLD_SAMPLER, seed: int = 0, device: str = "cpu") -> dict:
     """The quick check of a model (e.g. one the Train page made): per class, the share of
     ``n_per_class`` samples at guidance ``w`` that the world's judge puts in the asked class,
     beside the judge's own accuracy on real test pictures."""
@@ -198,7 +200,7 @@ def asked_shares(model: str, w: float = 3.0, n_per_class: int = 100, steps: int 
 def evaluate_world(model: str, world: str | None = None, n_per_class: int = 100,
                    n_uncond: int = 200, n_c2st: int = 1000,
                    guidances: tuple[float, ...] = (0.0, 1.0, 3.0), steps: int = 20,
-                   sampler: str = "heun", seed: int = 0, device: str = "cpu",
+                   sampler: str = WORLD_SAMPLER, seed: int = 0, device: str = "cpu",
                    log=print) -> dict:
     """The whole benchmark of one conditional model (see the module docstring); the world
     defaults to the model card's ``world`` (``digits_cond``: mnist)."""

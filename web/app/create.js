@@ -5,7 +5,7 @@
 import { SAMPLERS } from "./sampler.js";
 
 export const DEFAULTS = {
-  what: "anything", guidance: 3, steps: 20, sampler: "heun", seed: 0,
+  what: "anything", guidance: 3, steps: 20, sampler: "ddim", seed: 0,
   steps_min: 5, steps_max: 100, guidance_max: 10, grid_n: 16, sweep: [0, 1, 2, 4, 8],
   sweep_n: 4, seed_max: 2147483647, timeout_s: 45, workers: 0, // 0: one per core, up to 4
 };
@@ -151,7 +151,7 @@ export function mountCreate(root, { models, settings = {}, report = () => {}, mo
   const stepsOut = el("b");
   const sampler = el("select", { "aria-label": "Sampler" });
   for (const [k, v] of Object.entries(SAMPLERS)) sampler.append(el("option", { value: k, text: v.label }));
-  sampler.value = SAMPLERS[S.sampler] ? S.sampler : "heun";
+  sampler.value = SAMPLERS[S.sampler] ? S.sampler : DEFAULTS.sampler;
   const seed = el("input", { type: "number", min: 0, max: S.seed_max, step: 1, value: S.seed,
     "aria-label": "Seed" });
   const createBtn = el("button", { class: "dl-primary", text: "▶ Create", disabled: "" });
