@@ -21,6 +21,21 @@ WHAT = {"mnist": "draws the handwritten digit you ask for",
         "doodles": "draws the doodle you ask for"}
 
 
+#: models trained in more than one stage: the commands after the first, in order, and why
+STAGES = {
+    "fashion": (
+        "The first 4,000 steps followed `configs/fashion.json` (lr 8e-4, cosine decay from "
+        "step 3,000, noise levels log-normal around log σ = -1.2). Its footwear came out too "
+        "bright and the judge read many boots as bags, so it was resumed twice: to step 6,300 "
+        "with a lower learning rate, then with more practice on heavy noise (log σ around -0.6, "
+        "where a picture's class is decided) to the end:",
+        "    python -m diffusion_core train --config configs/fashion.json --out runs/fashion "
+        "--resume --steps 9000 --lr 4e-4 --lr-decay-start 5500   # stopped at step 6,300",
+        "    python -m diffusion_core train --config configs/fashion.json --out runs/fashion "
+        "--resume --steps 12000 --lr 4e-4 --lr-decay-start 5500 --p-mean -0.6"),
+}
+
+
 def card_text(key: str) -> str:
     card = json.loads((ROOT / "models" / key / "card.json").read_text())
     res_path = ROOT / "bench" / "results" / f"world_{key}.json"
@@ -52,6 +67,7 @@ def card_text(key: str) -> str:
         "time counts only this run's own wall clock):", "",
         f"    python -m diffusion_core train --config configs/{key}.json --out runs/{key} "
         "[--resume]",
+        *((STAGES[key][0], "", *STAGES[key][1:]) if key in STAGES else ()),
         f"    python -m diffusion_core export --run runs/{key} --out models/{key}", ""]
     if res is None:
         lines += ["Not benchmarked yet: `python -m bench --only generate`."]
@@ -68,8 +84,8 @@ def card_text(key: str) -> str:
             lines += ["Seconds per 16 samples on a quieter machine (`python bench/world_speed.py`, "
                       "bench/results/world_speed.md; the figure in the table above can be slower "
                       "when other jobs share the 2 cores):", "",
-                      "| model | size | torch threads | seconds per 16 |",
-                      "|---|---|---:|---:|", *rows, ""]
+                      "| model | size | sampler (model calls) | torch threads | seconds per 16 |",
+                      "|---|---|---|---:|---:|", *rows, ""]
     return "\n".join(lines) + "\n"
 
 

@@ -230,6 +230,9 @@ TRAIN_OVERRIDES = [
     ("lr_decay_start", int, "step where the cosine decay of the learning rate starts "
                             "(0 = constant after warm-up)"),
     ("p_edge_chroma", float, "share of colourised gray crops whose colour follows edges"),
+    ("p_mean", float, "mean of log(sigma) of the training noise levels (higher: more practice on "
+                      "heavy noise, where a picture's class and layout are decided)"),
+    ("p_std", float, "spread of log(sigma) of the training noise levels"),
 ]
 
 
