@@ -140,57 +140,50 @@ def test_create_draws_the_asked_class_in_the_browser(server, page, artifacts_dir
     frame.get_by_text("Stopped early").wait_for(timeout=10_000)
 
 
-def test_blocked_wasm_falls_back_to_the_server(server, browser, artifacts_dir):
+def _falls_back(browser, url: str, on_wasm, note_text: str) -> list[str]:
+    """Open Create (Digits) with every ``.wasm`` request handed to ``on_wasm(route)``: the
+    page must show ``note_text``, drop the component, and draw on the server with its own
+    Create button, the note staying. Returns the ``.wasm`` addresses requested."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    blocked = []
+    seen = []
 
-    def block(route):
-        blocked.append(route.request.url)
-        route.abort()
+    def handle(route):
+        seen.append(route.request.url)
+        on_wasm(route)
 
-    ctx.route("**/*.wasm", block)
+    ctx.route("**/*.wasm", handle)
     page = ctx.new_page()
     page.set_default_timeout(120_000)
     try:
-        page.goto(server.url + "/Create")
+        page.goto(url + "/Create")
         page.get_by_text("Digits", exact=True).first.click()
-        note = page.get_by_text("Drawing on the server: the browser could not start the model "
-                                "(the WebAssembly file could not be loaded")
+        note = page.get_by_text(note_text)
         note.wait_for()
-        assert blocked, "the .wasm request was made (and blocked)"
         # the component leaves when the rerun that shows the note is over
         assert until(lambda: page.locator(FRAME).count() == 0, 30)
         run = page.get_by_role("button", name="▶ Create", exact=True)
-        assert until(lambda: run.count() == 1, 30)  # the rerun that dropped the component is over
+        assert until(lambda: run.count() == 1, 30)  # the rerun that dropped it is over
         run.click()  # the server path draws instead
         page.get_by_role("heading", name="What it drew").wait_for(timeout=600_000)
         assert note.count() == 1 and page.locator(".stException").count() == 0
     finally:
         ctx.close()
+    return seen
+
+
+def test_blocked_wasm_falls_back_to_the_server(server, browser):
+    seen = _falls_back(browser, server.url, lambda route: route.abort(),
+                       "Drawing on the server: the browser could not start the model (the "
+                       "WebAssembly file could not be loaded")
+    assert seen, "the .wasm request was made (and blocked)"
 
 
 def test_a_stalled_download_times_out_and_falls_back_to_the_server(impatient_server, browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    stalled = []
     # the .wasm request is held, never answered: the page's load timer must give up on it
-    ctx.route("**/*.wasm", lambda route: stalled.append(route.request.url))
-    page = ctx.new_page()
-    page.set_default_timeout(120_000)
-    try:
-        page.goto(impatient_server.url + "/Create")
-        page.get_by_text("Digits", exact=True).first.click()
-        note = page.get_by_text("Drawing on the server: the model took too long to load in this "
-                                f"browser (the model did not load within {STALL_LIMIT_S} s)")
-        note.wait_for()
-        assert stalled, "the .wasm request was made (and held)"
-        assert until(lambda: page.locator(FRAME).count() == 0, 30)
-        run = page.get_by_role("button", name="▶ Create", exact=True)
-        assert until(lambda: run.count() == 1, 30)
-        run.click()  # the server path draws instead
-        page.get_by_role("heading", name="What it drew").wait_for(timeout=600_000)
-        assert note.count() == 1 and page.locator(".stException").count() == 0
-    finally:
-        ctx.close()
+    seen = _falls_back(browser, impatient_server.url, lambda route: None,
+                       "Drawing on the server: the model took too long to load in this browser "
+                       f"(the model did not load within {STALL_LIMIT_S} s)")
+    assert seen, "the .wasm request was made (and held)"
 
 
 def test_no_webassembly_falls_back_to_the_server(server, browser):

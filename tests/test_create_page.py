@@ -21,7 +21,7 @@ from diffusion_core.app.create import (
 from diffusion_core.jobs.create import SWEEP
 from diffusion_core.models.registry import find_model
 from diffusion_core.training.digits import DigitsClassifier
-from tests.waiting import page_texts, wait_for_page_job
+from tests.waiting import open_page, page_texts, wait_for_page_job
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/7_Create.py")
@@ -36,11 +36,7 @@ def _texts(at) -> str:
 
 
 def _page(**state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = open_page(PAGE, **state)
     return at
 
 

@@ -26,7 +26,7 @@ from diffusion_core.models import registry
 from diffusion_core.training.presets import PRESETS, build_config
 from diffusion_core.training.runs import conditional_classes
 from diffusion_core.training.worlds import WORLDS, examples_strip
-from tests.waiting import wait_for_page_job
+from tests.waiting import open_page, wait_for_page_job
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/7_Create.py")
@@ -34,11 +34,7 @@ TINY = {"size": "tiny", "batch": 8, "steps": 6, "preview_every": 3}
 
 
 def _page(**state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = open_page(PAGE, **state)
     assert not at.error, [e.value for e in at.error]
     return at
 

@@ -39,3 +39,16 @@ def page_texts(at, *kinds: str) -> str:
     for kind in kinds:
         parts += [e.value for e in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
+
+
+def open_page(path: str, timeout: float = 180, **state):
+    """An AppTest of the page file ``path`` with ``state`` put into its session first, run
+    once; it must raise nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(path, default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
