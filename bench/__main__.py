@@ -75,17 +75,20 @@ def digits(quick: bool) -> int:
 
 #: the conditional models the generate part judges, each against its world's real pictures
 GENERATE_MODELS = ("mnist", "fashion", "doodles", "digits_cond")
+#: results files named otherwise than world_<model>: digits_cond keeps its earlier file's name
+RESULT_STEMS = {"digits_cond": "digits_cond"}
 
 
 def generate(quick: bool, models: tuple[str, ...] = GENERATE_MODELS) -> int:
-    """One table per conditional model (bench/results/world_<model>.md): drawn as asked at
-    w = 0, 1, 3, realism, near-copies, speed (diffusion_core/training/worlds_check.py)."""
+    """One table per conditional model (bench/results/world_<model>.md; digits_cond.md): drawn
+    as asked at w = 0, 1, 3, realism, near-copies, speed (diffusion_core/training/worlds_check)."""
     if not (ROOT.parent / "shared" / "data" / "gen").is_dir():
         print("skipped generate: ../shared/data/gen not found (the judges train on it)")
         return 0
     rc = 0
     for name in models:
-        out = RESULTS / (f"world_{name}_quick.json" if quick else f"world_{name}.json")
+        stem = RESULT_STEMS.get(name, f"world_{name}")
+        out = RESULTS / (f"{stem}_quick.json" if quick else f"{stem}.json")
         cmd = [sys.executable, "-m", "diffusion_core", "evaluate", "world", "--model", name,
                "--steps", "20", "--json", str(out)]
         if quick:

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.live_server import free_port  # noqa: E402
+from bench.live_server import free_port, stop_process  # noqa: E402
 
 APP_DIR = ROOT / "web" / "app"
 DEFAULT_OUT = ROOT / "bench" / "results" / "web"
@@ -82,11 +82,7 @@ def static_server(directory: Path, timeout: float = 30.0) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def launch_chromium(playwright):

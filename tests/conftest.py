@@ -24,6 +24,8 @@ CHROMIUM_ARGS = [
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.live_server import stop_process  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -76,11 +78,7 @@ def app_server(user_models_dir, tmp_path_factory):
             wait_healthy(url)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 @pytest.fixture(scope="session")
