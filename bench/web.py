@@ -12,9 +12,10 @@ Parts:
 * ``speed``: 16 samples x 20 steps with guidance (a class asked for, w = 3) on the static
   site's Create page in headless Chromium, onnxruntime-web WASM on one thread per Web Worker,
   the shipped batch-2 ONNX file (16 calls per step, 32 for Heun): seconds per grid, per step
-  and per model call, for DDIM and Heun, with one worker and with the page's default (one
-  per core, up to 4), median of 3 runs after a warm-up. Beside it, for scale, the same file
-  in onnxruntime for Python (1 thread) and the torch model (1 thread), per batch-2 call.
+  and per model call, for DPM-Solver++ (2M: the page's default), DDIM and Heun, with one
+  worker and with the page's default (one per core, up to 4), median of 3 runs after a
+  warm-up. Beside it, for scale, the same file in onnxruntime for Python (1 thread) and the
+  torch model (1 thread), per batch-2 call.
 * ``knob``: the guidance knob on the static site's Create page, from its release (the input's
   change event) to the first frame of the new run on screen, while a run is going and after
   one finished (median of 5 each).
@@ -47,6 +48,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.live_server import free_port, stop_process  # noqa: E402
+from diffusion_core.maths.samplers import SPECS  # noqa: E402
 
 APP_DIR = ROOT / "web" / "app"
 DEFAULT_OUT = ROOT / "bench" / "results" / "web"
@@ -209,12 +211,12 @@ def bench_speed(browser, quick: bool, site: Path) -> dict:
     with static_server(site) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            for sampler in ("ddim", "heun"):
+            for sampler in ("dpmpp_2m", "ddim", "heun"):  # the page's default first
                 for workers in (1, 0):  # one worker, then the page's default (one per core)
                     res = page_runs(page, url, sampler, workers, reps)
                     runs = res["runs"]
                     ms = statistics.median(r["ms"] for r in runs)
-                    calls = GRID_N * (STEPS if sampler == "ddim" else 2 * STEPS - 1)
+                    calls = GRID_N * SPECS[sampler].model_calls(STEPS)
                     rows.append({"sampler": sampler, "workers": res["workers"], "samples": GRID_N,
                                  "steps": STEPS, "calls": calls, "seconds": ms / 1000,
                                  "ms_per_step": ms / STEPS,

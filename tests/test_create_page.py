@@ -85,7 +85,7 @@ def test_request_clamps_widget_values():
                                 seed=-1)
     assert (req.what, req.label, req.guidance, req.steps, req.sampler, req.seed) == \
         ("7", 7, 10.0, 5, DEFAULT_SAMPLER, 0)
-    assert DEFAULT_SAMPLER == "ddim"  # one model call per step (see its comment)
+    assert DEFAULT_SAMPLER == "dpmpp_2m"  # one model call per step (see its comment)
     assert req.size == 32
     req = CreateRequest.clamped(info=info, what="4", guidance="2.5")
     assert req.label == 4 and req.guidance == 2.5

@@ -50,7 +50,7 @@ def test_settings_from_the_page_are_clamped():
     s = browser_settings({"what": "x" * 500, "guidance": "nan?", "steps": 10_000,
                           "sampler": "<script>", "seed": -5}, app_create.BROWSER_LIMITS)
     assert len(s["what"]) == 80 and s["guidance"] == 3.0 and s["steps"] == 100
-    assert s["sampler"] == app_create.DEFAULT_SAMPLER == "ddim" and s["seed"] == 0
+    assert s["sampler"] == app_create.DEFAULT_SAMPLER == "dpmpp_2m" and s["seed"] == 0
 
 
 def test_the_load_time_limit_can_be_set_for_a_slow_network(monkeypatch):

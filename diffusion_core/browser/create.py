@@ -31,7 +31,7 @@ RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-sim
 #: the samplers the browser runs (web/app/sampler.js)
 BROWSER_SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "heun")
 #: the sampler when the page sends none or one the browser lacks (the Create page's default)
-BROWSER_DEFAULT_SAMPLER = "ddim"
+BROWSER_DEFAULT_SAMPLER = "dpmpp_2m"
 #: seconds the browser may take to download and start the model before the page falls back;
 #: the environment variable below changes it (a slow school network; the tests' stalled file)
 LOAD_TIMEOUT_S = 45

@@ -38,8 +38,9 @@ from diffusion_core.training.worlds import WORLD_SIZE, WORLDS, load_split, to_te
 #: the acceptance figures of issue 26
 ACCEPTANCE = {"asked_vs_classifier": 0.95, "class_margin": 0.10, "uncond_share": 0.05,
               "c2st": 0.85, "near_copies": 0.05, "seconds_per_16": 2.0}
-#: the sampler the checks draw with: the Create page's default (DDIM: one model call per step)
-WORLD_SAMPLER = "ddim"
+#: the sampler the checks draw with: the Create page's default (DPM-Solver++ 2M: one model
+#: call per step)
+WORLD_SAMPLER = "dpmpp_2m"
 CLASSIFIER_CACHE = REPO_ROOT / "runs" / "classifiers"
 
 

@@ -5,7 +5,7 @@
 import { SAMPLERS } from "./sampler.js";
 
 export const DEFAULTS = {
-  what: "anything", guidance: 3, steps: 20, sampler: "ddim", seed: 0,
+  what: "anything", guidance: 3, steps: 20, sampler: "dpmpp_2m", seed: 0,
   steps_min: 5, steps_max: 100, guidance_max: 10, grid_n: 16, sweep: [0, 1, 2, 4, 8],
   sweep_n: 4, seed_max: 2147483647, timeout_s: 45, workers: 0, // 0: one per core, up to 4
 };
