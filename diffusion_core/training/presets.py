@@ -78,7 +78,9 @@ _DIGITS_BASE = dict(kind="digits", data=[], patch=32, lr_warmup=100, ema_decay=0
 # The world presets practise on heavier noise than EDM's usual log-normal (log sigma around 0,
 # not -1.2): a short run then learns what each class looks like, which is decided at heavy
 # noise. On the Clothes preset (2,000 x 64, judged at w = 3 with DDIM, 30 per class) that
-# raised the share drawn as asked from 55 % to 84 % (-0.6: 80 %, -0.3: 81 %, +0.5: 82 %).
+# raised the share drawn as asked from 55 % to 84 % (-0.6: 80 %, -0.3: 81 %, +0.5: 82 %);
+# Digits and Doodles drew 100 %. (Those Clothes runs still mirrored the shoes at random; see
+# worlds.world_batches. bench/results/train_preset_<world>.md has the preset as shipped.)
 _WORLD_BASE = dict(kind="world", patch=WORLD_SIZE, lr_warmup=100, ema_decay=0.995,
                    grad_clip=1.0, p_focus=0.0, p_mean=0.0, p_std=1.2, p_gray=0.0, p_uncond=0.1)
 _PHOTO_BASE = dict(kind="photo", lr_warmup=200, ema_decay=0.998, grad_clip=1.0, p_focus=0.6,
