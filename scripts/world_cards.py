@@ -64,11 +64,12 @@ def card_text(key: str) -> str:
         f"({next(v for k, v in card['data'].items() if k != 'source'):,} pictures), "
         + ("mirrored left-right at random. " if key in FLIPPED_WORLDS else "")
         + "`examples.png` is the first picture of each class in the shipped subset.", "",
-        f"**Training:** {card['steps']:,} steps of batch {card['batch']} (AdamW, lr "
-        f"{cfg['lr']:g}, cosine decay from step {cfg['lr_decay_start']:,}, EMA "
-        f"{cfg['ema_decay']}), {card['wall_time_s']:,.0f} s ({hours:.1f} h) on "
-        f"{card.get('hardware') or 'a 2-core CPU'} (the three worlds trained at once; the "
-        "time counts only this run's own wall clock):", "",
+        f"**Training:** {card['steps']:,} steps of batch {card['batch']} (AdamW, "
+        + (f"lr {cfg['lr']:g}, cosine decay from step {cfg['lr_decay_start']:,}, "
+           if key not in STAGES else "in stages, below; ")
+        + f"EMA {cfg['ema_decay']}), {card['wall_time_s']:,.0f} s ({hours:.1f} h) on "
+        f"{card.get('hardware') or 'a 2-core CPU'} (the time is this run's own wall clock):",
+        "",
         f"    python -m diffusion_core train --config configs/{key}.json --out runs/{key} "
         "[--resume]",
         *((STAGES[key][0], "", *STAGES[key][1:]) if key in STAGES else ()),
