@@ -18,6 +18,9 @@ from diffusion_core.app.create import (
     DEFAULT_LADDER as CREATE_LADDER,
 )
 from diffusion_core.app.create import (
+    DEFAULT_SAMPLER as CREATE_SAMPLER,
+)
+from diffusion_core.app.create import (
     DEFAULT_STEPS,
     CreateRequest,
     create_models,
@@ -232,10 +235,13 @@ def test_each_page_picks_its_defaults_from_the_speed():
     assert first_steps(fast, 10) == CREATE_LADDER[0] == DEFAULT_STEPS
     assert first_steps(slow, 10) == CREATE_LADDER[-1]
     assert first_steps(None, 10) == DEFAULT_STEPS
-    # Heun, n steps: 2n - 1 calls of 32 pictures (16, guided), and of 32 more in the sweep
-    # (4 at strengths 0 and 1, 8 at 2, 4 and 8): (2n - 1) x 64 x 1024 px at 1 us a pixel
+    # the default sampler (DPM-Solver++ 2M), n steps: n calls of 32 pictures (16, guided), and
+    # of 32 more in the sweep (4 at strengths 0 and 1, 8 at 2, 4 and 8): n x 64 x 1024 px at
+    # 1 us a pixel
+    assert CREATE_SAMPLER == "dpmpp_2m"
     s = 64 * 1024 * 1e-6
-    assert first_steps(per_pixel(1e-6), 12 * s + est.RUN_START_S) == 6  # 11 calls (8: 15)
+    assert first_steps(per_pixel(1e-6), 11 * s + est.RUN_START_S) == 10  # 10 calls (12: 12)
+    assert first_steps(per_pixel(1e-6), 12 * s + est.RUN_START_S) == 12
 
 
 def test_the_budget_comes_from_the_environment(monkeypatch):
