@@ -261,6 +261,16 @@ def _dashed(d, pts, colour, width, dash=9, gap=6):
                 left = dash if on else gap
 
 
+def _log_ticks(lo: float, hi: float):
+    """(value, is a decade) for the ticks of a log axis from 10**lo to 10**hi: every decade
+    and its 2..9 multiples inside the range."""
+    for e in range(int(lo), int(hi) + 1):
+        for k in range(1, 10):
+            v = k * 10.0**e
+            if 10**lo <= v <= 10**hi:
+                yield v, k == 1
+
+
 def plot_png(res: dict, path: Path, size=(1000, 640)) -> None:
     from PIL import Image, ImageDraw
 
@@ -292,26 +302,18 @@ def plot_png(res: dict, path: Path, size=(1000, 640)) -> None:
     def Y(v):
         return py1 - (math.log10(v) - y_lo) / (y_hi - y_lo) * (py1 - py0)
 
-    for e in range(int(x_lo), int(x_hi) + 1):  # grid and ticks, decades and their 2..9
-        for k in range(1, 10):
-            v = k * 10.0**e
-            if not (10**x_lo <= v <= 10**x_hi):
-                continue
-            x = X(v)
-            d.line([(x, py0), (x, py1)], fill=(225, 225, 225) if k == 1 else (243, 243, 243))
-            d.line([(x, py1), (x, py1 + (6 if k == 1 else 3))], fill="black")
-            if k == 1:
-                d.text((x, py1 + 9), f"{v:g}", fill="black", font=font, anchor="mt")
-    for e in range(y_lo, y_hi + 1):
-        for k in range(1, 10):
-            v = k * 10.0**e
-            if not (10**y_lo <= v <= 10**y_hi):
-                continue
-            y = Y(v)
-            d.line([(px0, y), (px1, y)], fill=(225, 225, 225) if k == 1 else (243, 243, 243))
-            d.line([(px0 - (6 if k == 1 else 3), y), (px0, y)], fill="black")
-            if k == 1:
-                d.text((px0 - 9, y), f"{v:g}", fill="black", font=font, anchor="rm")
+    for v, major in _log_ticks(x_lo, x_hi):  # grid and ticks, decades and their 2..9
+        x = X(v)
+        d.line([(x, py0), (x, py1)], fill=(225, 225, 225) if major else (243, 243, 243))
+        d.line([(x, py1), (x, py1 + (6 if major else 3))], fill="black")
+        if major:
+            d.text((x, py1 + 9), f"{v:g}", fill="black", font=font, anchor="mt")
+    for v, major in _log_ticks(y_lo, y_hi):
+        y = Y(v)
+        d.line([(px0, y), (px1, y)], fill=(225, 225, 225) if major else (243, 243, 243))
+        d.line([(px0 - (6 if major else 3), y), (px0, y)], fill="black")
+        if major:
+            d.text((px0 - 9, y), f"{v:g}", fill="black", font=font, anchor="rm")
     d.rectangle([px0, py0, px1, py1], outline="black")
 
     for label, colour, dashed, pts in series:

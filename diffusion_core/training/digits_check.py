@@ -160,7 +160,8 @@ def evaluate_digits_cond(model: str = "digits_cond", n_per_class: int = 100,
 
 
 def cond_markdown(res: dict) -> str:
-    """The conditional check as a Markdown report (bench/results/digits_cond.md)."""
+    """The conditional check against scikit-learn's digits as a Markdown report (the
+    worlds' check, ``evaluate world``, now writes bench/results/digits_cond.md)."""
     s = res["summary"]
     ws = [k for k in res["asked_share"]]
     lines = [f"# Conditional digits check: {res['model']}", "",
