@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from diffusion_core.maths.precond import EDMDenoiser, cpu_has_fast_bf16
+from diffusion_core.models.cascade import CascadeDenoiser, MixTable
 from diffusion_core.models.interop import DiffusersLoadError, load_diffusers_denoiser
 from diffusion_core.models.nets import build_network
 from diffusion_core.models.quant import Int8Denoiser
@@ -140,21 +141,44 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
             raise ModelLoadError(str(e)) from e
         _count_load(info, device)
         return den
+    den = _load_weights(info, "model.safetensors", info.card.get("sha256"), verify,
+                        info.card.get("net")).to(device).eval()
+    den.requires_grad_(False)
+    overview = info.card.get("overview")
+    if overview:  # a photo model in two networks (models/cascade.py)
+        try:
+            table = MixTable.from_dict(overview["mix"])
+            size = int(overview.get("size", 64))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelLoadError(f"Model “{info.name}”: its card's overview entry is not "
+                                 f"valid ({e}). Other models still work.") from e
+        ov = _load_weights(info, str(overview.get("file", "overview.safetensors")),
+                           overview.get("sha256"), verify, None).to(device).eval()
+        ov.requires_grad_(False)
+        den = CascadeDenoiser(den, ov, table, size)
+    den.info = info  # type: ignore[attr-defined]
+    _count_load(info, device)
+    return den
+
+
+def _load_weights(info: ModelInfo, filename: str, sha256: str | None, verify: bool,
+                  fallback_net: dict | None) -> EDMDenoiser:
+    """One safetensors file of a model folder as an ``EDMDenoiser`` (checked against its
+    sha256 when one is given); any damage becomes a :class:`ModelLoadError`."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = info.path / "model.safetensors"
+    path = info.path / filename
     if not path.exists():
-        raise ModelLoadError(f"Model “{info.name}” has no model.safetensors file.")
-    if verify and info.card.get("sha256"):
-        if sha256_file(path) != info.card["sha256"]:
-            raise ModelLoadError(
-                f"Model “{info.name}”: the weights file does not match the checksum in its "
-                "card (it is damaged or was changed). Other models still work.")
+        raise ModelLoadError(f"Model “{info.name}” has no {filename} file.")
+    if verify and sha256 and sha256_file(path) != sha256:
+        raise ModelLoadError(
+            f"Model “{info.name}”: the weights file {filename} does not match the checksum in "
+            "its card (it is damaged or was changed). Other models still work.")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        cfg = json.loads(meta["config"]) if "config" in meta else info.card.get("net")
+        cfg = json.loads(meta["config"]) if "config" in meta else fallback_net
         if not cfg:
             raise ModelLoadError(f"Model “{info.name}” does not say which network it is.")
         net = build_network(cfg)
@@ -165,11 +189,7 @@ def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
         raise ModelLoadError(
             f"Model “{info.name}” could not be read ({type(e).__name__}); the file may be "
             "truncated or corrupt. Other models still work.") from e
-    den = EDMDenoiser(net).to(device).eval()
-    den.requires_grad_(False)
-    den.info = info  # type: ignore[attr-defined]
-    _count_load(info, device)
-    return den
+    return EDMDenoiser(net)
 
 
 def _count_load(info: ModelInfo, device) -> None:
@@ -243,5 +263,8 @@ def get_int8_denoiser(name: str):
         for old in [k for k in _INT8_CACHE if k[1] not in loaded]:
             del _INT8_CACHE[old]  # its float model left the cache (evicted or a newer version)
         if key not in _INT8_CACHE:
-            _INT8_CACHE[key] = Int8Denoiser(den)
+            if isinstance(den, CascadeDenoiser):  # 8-bit detail network, float overview
+                _INT8_CACHE[key] = den.with_detail(Int8Denoiser(den.detail))
+            else:
+                _INT8_CACHE[key] = Int8Denoiser(den)
         return _INT8_CACHE[key]

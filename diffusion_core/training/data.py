@@ -10,6 +10,8 @@ Sources
   patches are given a random chroma so the colour model sees more colour structure: a smooth
   field, or (a share ``p_edge_chroma``) one colour per region of similar brightness, so that
   colour edges sit on brightness edges as they do in photos.
+* ``imagenet1000``, ``cbsd432``: ``../shared/data/train/ImageNet1000`` (974 varied colour
+  photos) and ``../shared/data/train/CBSD432`` when present. Research and education only.
 * ``folder:PATH``: any folder of the user's images. When the upload recorded classes for
   them (a zip with one folder per class, :func:`~diffusion_core.media.uploads.read_classes`),
   the folder becomes one source per class, whose batches carry the class label
@@ -40,6 +42,9 @@ from diffusion_core.units import IMAGE_EXTS
 
 def default_train400() -> Path:
     return SHARED_DATA_DIR / "train" / "Train400"
+
+
+SHARED_PHOTO_SETS = {"imagenet1000": "ImageNet1000", "cbsd432": "CBSD432"}
 
 
 def folder_paths(folder: Path) -> list[Path]:
@@ -222,6 +227,12 @@ def build_sources(spec: list[str], seed: int = 0, n_deadleaves: int = 200,
                 log(f"train400 not found at {d}; skipped")
             imgs = [read_rgb_uint8(p) for p in paths]
             sources.append(Source("train400", imgs, wt, colourize=0.5))
+        elif name in SHARED_PHOTO_SETS:
+            d = SHARED_DATA_DIR / "train" / SHARED_PHOTO_SETS[name]
+            paths = folder_paths(d) if d.exists() else []
+            if not paths:
+                log(f"{name} not found at {d}; skipped")
+            sources.append(Source(name, [read_rgb_uint8(p) for p in paths], wt))
         elif name.startswith("folder:"):
             classes, labels = folder_classes(Path(name[len("folder:"):]))
             for k in range(-1, len(classes)):  # one source per class (and one without)
@@ -233,3 +244,65 @@ def build_sources(spec: list[str], seed: int = 0, n_deadleaves: int = 200,
         else:
             raise ValueError(f"Unknown data source {name!r}")
     return sources
+
+
+class WholePictureSampler:
+    """Training batches of whole photos shrunk to about ``size`` pixels, for the network that
+    guesses a photo's overall layout and colours at heavy noise (``kind = "overview"``).
+
+    Each picture is shrunk (area averaging, as the overview denoiser's k x k average pooling
+    does) so that its shorter side is a random length from ``size`` to ``size * max_zoom``,
+    and a random ``size`` x ``size`` crop of it is taken: most of the picture, never turned
+    (skies stay on top), mirrored left-right half the time. A share ``p_gray`` is made gray
+    (with gray training noise, as in :class:`PatchSampler`). Same contract as
+    :meth:`PatchSampler.batch`: (x0 in [-1, 1], gray flags)."""
+
+    def __init__(self, sources: list[Source], size: int, p_gray: float = 0.1,
+                 max_zoom: float = 1.5, keep: int = 160):
+        self.sources = [s for s in sources if s.images]
+        if not self.sources:
+            raise ValueError("No training images found in the requested data sources.")
+        w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
+        self.probs = w / w.sum()
+        self.size, self.p_gray, self.max_zoom = int(size), float(p_gray), float(max_zoom)
+        # Shrink once, to a shorter side of ``keep`` px, so a batch only shrinks small copies.
+        self.pictures = [[_shrink_uint8(img, max(keep, int(size * max_zoom) + 1))
+                          for img in s.images] for s in self.sources]
+
+    def describe(self) -> dict:
+        return {s.name: len(s.images) for s in self.sources}
+
+    def batch(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        S = self.size
+        src_idx = torch.multinomial(self.probs, n, replacement=True, generator=g)
+        out = torch.empty(n, 3, S, S)
+        gray = torch.zeros(n, dtype=torch.bool)
+        for i in range(n):
+            pics = self.pictures[int(src_idx[i])]
+            t = pics[int(torch.randint(len(pics), (1,), generator=g))]
+            h, w = t.shape[-2:]
+            short = S * (1.0 + (self.max_zoom - 1.0) * float(torch.rand(1, generator=g)))
+            scale = short / min(h, w)
+            size = (max(S, round(h * scale)), max(S, round(w * scale)))
+            t = F.interpolate(t[None].float() / 255.0, size=size, mode="area")[0]
+            y0 = int(torch.randint(size[0] - S + 1, (1,), generator=g))
+            x0 = int(torch.randint(size[1] - S + 1, (1,), generator=g))
+            crop = t[:, y0:y0 + S, x0:x0 + S]
+            if torch.rand(1, generator=g) < 0.5:
+                crop = crop.flip(2)
+            if torch.rand(1, generator=g) < self.p_gray:
+                crop = _rgb_to_gray(crop[None])[0]
+                gray[i] = True
+            out[i] = crop
+        return out * 2.0 - 1.0, gray
+
+
+def _shrink_uint8(img: np.ndarray, short: int) -> torch.Tensor:
+    """(3, h, w) uint8 copy of an HxWx3 picture whose shorter side is at most ``short``."""
+    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    h, w = t.shape[-2:]
+    if min(h, w) <= short:
+        return t.contiguous()
+    size = (max(1, round(h * short / min(h, w))), max(1, round(w * short / min(h, w))))
+    small = F.interpolate(t[None].float(), size=size, mode="area")[0]
+    return small.round().clamp(0, 255).to(torch.uint8)

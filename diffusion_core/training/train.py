@@ -35,7 +35,7 @@ from diffusion_core.maths.precond import EDMDenoiser, edm_loss, sample_training_
 from diffusion_core.maths.samplers import Guided, generate
 from diffusion_core.models.nets import build_network, count_parameters
 from diffusion_core.system.device import pick_device
-from diffusion_core.training.data import PatchSampler, build_sources
+from diffusion_core.training.data import PatchSampler, WholePictureSampler, build_sources
 from diffusion_core.training.digits import DIGIT_CLASS_NAMES, DIGIT_WORDS, digits_dataset
 from diffusion_core.training.worlds import (
     WORLD_SIZE,
@@ -50,7 +50,9 @@ from diffusion_core.units import to_255
 @dataclass
 class TrainConfig:
     name: str = "natural"
-    kind: str = "photo"  # "photo" (patches), "digits" or "world" (28x28 labelled sets)
+    # "photo" (patches), "overview" (whole photos shrunk to ``patch`` px), "digits" or
+    # "world" (28x28 labelled sets)
+    kind: str = "photo"
     net: dict = field(default_factory=lambda: dict(in_channels=3, base=64, mults=[1, 2, 4],
                                                     blocks=[2, 2, 2], emb_dim=128))
     data: list = field(default_factory=lambda: ["train400@0.45", "bundled@0.3",
@@ -154,6 +156,10 @@ def make_batch_source(cfg: TrainConfig, log=print):
         return fn, {"sklearn digits (32x32)": int(len(images))}
     if cfg.kind == "world":
         return world_batches(cfg.data)
+    if cfg.kind == "overview":
+        sampler = WholePictureSampler(build_sources(cfg.data, seed=cfg.seed, log=log),
+                                      cfg.patch, p_gray=cfg.p_gray)
+        return sampler.batch, sampler.describe()
     sampler = PatchSampler(build_sources(cfg.data, seed=cfg.seed, log=log), cfg.patch,
                            p_gray=cfg.p_gray, p_edge_chroma=cfg.p_edge_chroma)
     if num_classes(cfg) and not sampler.labelled:
