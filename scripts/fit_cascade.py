@@ -10,7 +10,9 @@ one noise draw, seed 0) both networks guess once, and least squares gives the ov
 share ``a`` of the coarse content and the detail network's shares of its fine luma and
 chroma. Where the mix lowers the error by less than 1 % against the detail network alone
 the level gets (0, 1, 1), and the overview is not called there; where the detail network
-adds less than 1 % to the overview alone, (1, 0, 0).
+adds less than 1 % to the overview alone, (1, 0, 0). Either way the guess's chroma roughness
+must stay within 2.5 x the clean crops' (on the 256 px crops and on their centre 128 px);
+where it does not, b_chroma is lowered (and, if need be, ``a`` raised): see :func:`fit`.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ from diffusion_core.models.cascade import (  # noqa: E402
 from diffusion_core.models.nets import build_network  # noqa: E402
 from diffusion_core.models.registry import _load_weights, find_model  # noqa: E402
 from diffusion_core.system.paths import SHARED_DATA_DIR  # noqa: E402
+from diffusion_core.tasks.sigma_error import chroma_roughness  # noqa: E402
 from diffusion_core.training.data import folder_paths  # noqa: E402
 
 SIGMAS = [float(s) for s in torch.logspace(math.log10(0.01), math.log10(80.0), 27,
                                            dtype=torch.float64)]
 GAIN = 0.01
+ROUGH = 2.5  # the most chroma roughness allowed, in multiples of the clean crops'
 
 
 def load_overview(path: Path) -> tuple[EDMDenoiser, dict]:
@@ -85,34 +89,95 @@ def mse(a, b) -> float:
     return float(((a.double() - b.double()) ** 2).mean())
 
 
+def mix(w, o, d, k):
+    a, bl, bc = w
+    dc = coarse(d, k)
+    fine = d - dc
+    fl = luma_part(fine)
+    return a * o + (1 - a) * dc + bl * fl + bc * (fine - fl)
+
+
+def _refit_a_bl(clean, d, o, k, bc) -> tuple[float, float]:
+    """Least-squares (a, b_luma) with b_chroma held at ``bc`` (each clipped to [0, 1])."""
+    dc = coarse(d, k).double()
+    fine = d.double() - dc
+    fl = luma_part(fine)
+    r = (clean.double() - dc - bc * (fine - fl)).reshape(-1)
+    A = torch.stack([(o.double() - dc).reshape(-1), fl.reshape(-1)], 1)
+    coef = torch.linalg.solve(A.T @ A + 1e-12 * torch.eye(2, dtype=torch.float64), A.T @ r)
+    return tuple(float(min(1.0, max(0.0, c))) for c in coef)
+
+
 @torch.inference_mode()
 def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable, list]:
-    h, w = clean.shape[-2:]
-    k = overview_factor(h, w, size)
+    """Per noise level: the least-squares weights on the 256 px crops, kept only where the
+    mix's chroma roughness stays within ``ROUGH`` x the clean crops' both on those crops and
+    on their centre 128 px (where k is 2, as in bench/sigma_error.py); else b_chroma is
+    lowered (bisection; a and b_luma refitted), and if that is not enough, ``a`` raised."""
+    sets = []
+    for c in (clean, clean[..., 64:192, 64:192]):
+        h, w = c.shape[-2:]
+        sets.append((c, overview_factor(h, w, size), float(chroma_roughness(c).mean())))
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(clean.shape, generator=g)
     rows, report = [], []
     for s in SIGMAS:
-        y = clean + s * noise
-        d = detail(y, s).float()
-        o = grow(overview(shrink(y, k), s / k).float(), k, h, w)
-        a, bl, bc = fit_mix_weights(clean, d, o, k)
-        dc = coarse(d, k)
-        fine = d - dc
-        fl = luma_part(fine)
-        mix = a * o + (1 - a) * dc + bl * fl + bc * (fine - fl)
-        e_mix, e_d, e_o = mse(mix, clean), mse(d, clean), mse(o, clean)
-        weights = (a, bl, bc)
-        if e_mix > (1 - GAIN) * e_d:
-            weights = (0.0, 1.0, 1.0)
-        elif e_mix > (1 - GAIN) * e_o:
-            weights = (1.0, 0.0, 0.0)
+        guesses = []
+        for c, k, _ in sets:
+            h, w = c.shape[-2:]
+            y = c + s * (noise if c.shape == clean.shape else noise[..., 64:192, 64:192])
+            d = detail(y, s).float()
+            o = grow(overview(shrink(y, k), s / k).float(), k, h, w)
+            guesses.append((d, o))
+        (d, o), k0 = guesses[0], sets[0][1]
+
+        def rough(wts):
+            return max(float(chroma_roughness(mix(wts, oo, dd, kk)).mean()) / cr
+                       for (dd, oo), (_, kk, cr) in zip(guesses, sets))
+
+        fitted = fit_mix_weights(clean, d, o, k0)
+        e_d, e_o = mse(d, clean), mse(o, clean)
+        e_fit = mse(mix(fitted, o, d, k0), clean)
+        if e_fit > (1 - GAIN) * e_d:
+            cands = [(0.0, 1.0, 1.0), fitted]
+        elif e_fit > (1 - GAIN) * e_o:
+            cands = [(1.0, 0.0, 0.0), fitted]
+        else:
+            cands = [fitted]
+        weights = next((c for c in cands if rough(c) <= ROUGH), None)
+        how = "fit" if weights == fitted else "one network"
+        if weights is None:
+            how = "b_chroma lowered"
+            lo, hi = 0.0, fitted[2]
+            if rough((*_refit_a_bl(clean, d, o, k0, 0.0), 0.0)) > ROUGH:
+                lo = hi = 0.0
+            for _ in range(20):
+                mid = (lo + hi) / 2
+                if rough((*_refit_a_bl(clean, d, o, k0, mid), mid)) <= ROUGH:
+                    lo = mid
+                else:
+                    hi = mid
+            a, bl = _refit_a_bl(clean, d, o, k0, lo)
+            weights = (a, bl, lo)
+            if rough(weights) > ROUGH:
+                how = "b_chroma 0, a raised"
+                lo_a, hi_a = a, 1.0
+                for _ in range(20):
+                    mid = (lo_a + hi_a) / 2
+                    if rough((mid, bl, 0.0)) <= ROUGH:
+                        hi_a = mid
+                    else:
+                        lo_a = mid
+                weights = (hi_a, bl, 0.0)
+        e_mix = mse(mix(weights, o, d, k0), clean)
         rows.append(weights)
-        report.append({"sigma": s, "fit": [round(v, 4) for v in (a, bl, bc)],
-                       "used": [round(v, 4) for v in weights], "mse_mix": e_mix,
+        report.append({"sigma": s, "fit": [round(v, 4) for v in fitted],
+                       "used": [round(v, 4) for v in weights], "how": how,
+                       "roughness_vs_clean": rough(weights), "mse_mix": e_mix,
                        "mse_detail": e_d, "mse_overview": e_o})
-        print(f"sigma {s:8.4f}  a {a:.3f} b_luma {bl:.3f} b_chroma {bc:.3f}  used "
-              f"{weights}  mse mix {e_mix:.5f} detail {e_d:.5f} overview {e_o:.5f}", flush=True)
+        print(f"sigma {s:8.4f}  fit {tuple(round(v, 3) for v in fitted)}  used "
+              f"{tuple(round(v, 3) for v in weights)} ({how}; roughness {rough(weights):.2f} x "
+              f"clean)  mse mix {e_mix:.5f} detail {e_d:.5f} overview {e_o:.5f}", flush=True)
     table = MixTable(tuple(math.log(s) for s in SIGMAS), *(tuple(c) for c in zip(*rows)))
     return table, report
 
