@@ -8,10 +8,10 @@ Tuning pictures: the centre 256 x 256 of every 27th photo of ../shared/data/trai
 (16 photos; never the test sets). At each of 27 noise levels from 0.01 to 80 (log-spaced;
 one noise draw, seed 0) both networks guess once, and least squares gives the overview's
 share ``a`` of the coarse content and the detail network's shares of its fine luma and
-chroma. Where the mix lowers the error by less than 1 % against the detail network alone
-the level gets (0, 1, 1), and the overview is not called there; where the detail network
-adds less than 1 % to the overview alone, (1, 0, 0). Either way the guess's chroma roughness
-must stay within 2.5 x the clean crops' (on the 256 px crops and on their centre 128 px);
+chroma. Where the detail network adds less than 1 % to the overview alone the level gets
+(1, 0, 0), and the detail network is not called there. Either way the guess's chroma
+roughness must stay within 2 x the clean crops' (on the 256 px crops and on their 128 px
+quarters);
 where it does not, b_chroma is lowered (and, if need be, ``a`` raised): see :func:`fit`.
 """
 
@@ -51,7 +51,7 @@ from diffusion_core.training.data import folder_paths  # noqa: E402
 SIGMAS = [float(s) for s in torch.logspace(math.log10(0.01), math.log10(80.0), 27,
                                            dtype=torch.float64)]
 GAIN = 0.01
-ROUGH = 2.5  # the most chroma roughness allowed, in multiples of the clean crops'
+ROUGH = 2.0  # the most chroma roughness allowed, in multiples of the clean crops'
 
 
 def load_overview(path: Path) -> tuple[EDMDenoiser, dict]:
@@ -112,10 +112,11 @@ def _refit_a_bl(clean, d, o, k, bc) -> tuple[float, float]:
 def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable, list]:
     """Per noise level: the least-squares weights on the 256 px crops, kept only where the
     mix's chroma roughness stays within ``ROUGH`` x the clean crops' both on those crops and
-    on their centre 128 px (where k is 2, as in bench/sigma_error.py); else b_chroma is
-    lowered (bisection; a and b_luma refitted), and if that is not enough, ``a`` raised."""
+    on their four 128 px quarters (where k is 2, as in bench/sigma_error.py); else b_chroma
+    is lowered (bisection; a and b_luma refitted), and if that is not enough, ``a`` raised."""
     sets = []
-    for c in (clean, clean[..., 64:192, 64:192]):
+    quarters = torch.cat([clean[..., i:i + 128, j:j + 128] for i in (0, 128) for j in (0, 128)])
+    for c in (clean, quarters):
         h, w = c.shape[-2:]
         sets.append((c, overview_factor(h, w, size), float(chroma_roughness(c).mean())))
     g = torch.Generator().manual_seed(0)
@@ -125,7 +126,9 @@ def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable
         guesses = []
         for c, k, _ in sets:
             h, w = c.shape[-2:]
-            y = c + s * (noise if c.shape == clean.shape else noise[..., 64:192, 64:192])
+            n = noise if c.shape == clean.shape else torch.cat(
+                [noise[..., i:i + 128, j:j + 128] for i in (0, 128) for j in (0, 128)])
+            y = c + s * n
             d = detail(y, s).float()
             o = grow(overview(shrink(y, k), s / k).float(), k, h, w)
             guesses.append((d, o))
@@ -138,9 +141,7 @@ def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable
         fitted = fit_mix_weights(clean, d, o, k0)
         e_d, e_o = mse(d, clean), mse(o, clean)
         e_fit = mse(mix(fitted, o, d, k0), clean)
-        if e_fit > (1 - GAIN) * e_d:
-            cands = [(0.0, 1.0, 1.0), fitted]
-        elif e_fit > (1 - GAIN) * e_o:
+        if e_fit > (1 - GAIN) * e_o:
             cands = [(1.0, 0.0, 0.0), fitted]
         else:
             cands = [fitted]

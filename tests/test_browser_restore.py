@@ -46,3 +46,39 @@ def test_restore_short_run(app_server, page, artifacts_dir):
     with page.expect_download() as dl:
         page.get_by_role("button", name="Metrics (JSON)").click()
     assert dl.value.suggested_filename.endswith(".json")
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick an option of a selectbox (retry when the list closes before the click)."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    for _ in range(10):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=3000)
+            break
+        except Exception:  # noqa: BLE001 - the list closed before the click
+            page.keyboard.press("Escape")
+    assert box.input_value() == option
+
+
+def test_photo_model_from_pure_noise(app_server, page, artifacts_dir):
+    """Generate mode with the shipped photo model (the overview + detail cascade): a 128 px
+    picture from pure static with 12 DPM-Solver++ steps; the screenshot is looked at."""
+    page.goto(app_server + "/Restore")
+    page.get_by_role("button", name="▶ Run", exact=True).wait_for()
+    page.get_by_text("Pure noise (generate)").click()
+    page.wait_for_function(  # the page has rerun with the generate mode's model list
+        "() => [...document.querySelectorAll('input[aria-label=Model]')].length === 1"
+        " && document.body.innerText.includes('Size of the invented picture')")
+    _choose(page, "Model", "natural (shipped)")
+    page.get_by_text("The photo model").first.wait_for()
+    _choose(page, "Sampler", "DPM-Solver++ (2M), high-order")
+    _set_steps(page, 12)
+    page.get_by_role("button", name="▶ Run", exact=True).click()
+    page.get_by_role("heading", name="The result").wait_for(timeout=180_000)
+    page.get_by_text("from pure noise").first.wait_for()
+    page.get_by_text("generated (12 steps)").wait_for()
+    assert page.locator(".stException").count() == 0
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    page.wait_for_timeout(2000)  # let the images paint
+    page.screenshot(path=str(artifacts_dir / "restore_photo_from_noise.png"), full_page=True)

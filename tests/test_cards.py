@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.models.registry import ModelInfo, ModelLoadError, list_models, load_denoiser, sha256_file
+from diffusion_core.models.registry import (
+    ModelInfo,
+    ModelLoadError,
+    card_identity,
+    list_models,
+    load_denoiser,
+    sha256_file,
+)
 from diffusion_core.units import sigma_from_255
 from tests.doubles import photo_crop
 
@@ -28,6 +35,8 @@ def test_card_is_complete_and_checksum_matches(d):
                 "sha256"):
         assert key in card, key
     assert sha256_file(d / "model.safetensors") == card["sha256"]
+    if card.get("overview"):  # a photo cascade: its second network is checked the same way
+        assert sha256_file(d / card["overview"]["file"]) == card["overview"]["sha256"]
     assert not list(d.glob("*.pt")) and not list(d.glob("*.pth")) and not list(d.glob("*.bin"))
     assert (d / "model.safetensors").stat().st_size <= 25 * 2**20
 
@@ -37,8 +46,9 @@ def test_card_figures_come_from_evaluator_files(d):
     card = json.loads((d / "card.json").read_text())
     for rel, entry in card.get("benchmarks", {}).items():
         res = json.loads((ROOT / rel).read_text())
-        # the file measured exactly the weights that ship (not an earlier checkpoint)
-        assert res.get("model_sha256") == entry.get("model_sha256") == card["sha256"], rel
+        # the file measured exactly the weights that ship (not an earlier checkpoint; for a
+        # photo cascade: both networks and the mix table)
+        assert res.get("model_sha256") == entry.get("model_sha256") == card_identity(card), rel
         if "summary" in entry:
             assert entry["summary"] == res["summary"], rel
         else:

@@ -129,6 +129,26 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def card_identity(card: dict, detail_sha: str | None = None,
+                  overview_sha: str | None = None) -> str | None:
+    """What identifies the weights a card describes, for benchmark records: the sha256 of
+    ``model.safetensors``, or for a photo cascade (a card with ``overview``) the sha256 of
+    both files' checksums and the mix table together. The checksums default to the card's."""
+    sha = detail_sha or card.get("sha256")
+    ov = card.get("overview")
+    if not ov or not sha:
+        return sha
+    blob = json.dumps([sha, overview_sha or ov.get("sha256"), ov.get("mix")], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def model_identity(info: ModelInfo) -> str | None:
+    """:func:`card_identity` from the files on disk (what a benchmark really measured)."""
+    ov = info.card.get("overview")
+    ov_sha = sha256_file(info.path / str(ov.get("file", "overview.safetensors"))) if ov else None
+    return card_identity(info.card, sha256_file(info.path / "model.safetensors"), ov_sha)
+
+
 def load_denoiser(info: ModelInfo | str, device: str | torch.device = "cpu",
                   verify: bool = True) -> EDMDenoiser:
     """Load a model's weights (safetensors only) into an ``EDMDenoiser`` in eval mode."""
@@ -251,6 +271,17 @@ def cached_models() -> list[tuple]:
 _INT8_CACHE: dict[tuple, object] = {}
 
 
+def int8_version(den, max_cached: int = 4):
+    """The 8-bit CPU path of a loaded denoiser: :class:`quant.Int8Denoiser` around it, or for
+    a photo cascade around its detail network (the small overview network stays in float).
+    ``.body(sigma)`` builds the 8-bit network for a noise level ahead of time."""
+    if isinstance(den, CascadeDenoiser):
+        out = den.with_detail(Int8Denoiser(den.detail, max_cached=max_cached))
+        out.body = out.detail.body  # type: ignore[attr-defined]
+        return out
+    return Int8Denoiser(den, max_cached=max_cached)
+
+
 def get_int8_denoiser(name: str):
     """Process-wide cached 8-bit CPU denoiser of a model (:class:`quant.Int8Denoiser`, which
     itself caches one quantized network per noise level). Raises ``ValueError`` with a
@@ -263,8 +294,5 @@ def get_int8_denoiser(name: str):
         for old in [k for k in _INT8_CACHE if k[1] not in loaded]:
             del _INT8_CACHE[old]  # its float model left the cache (evicted or a newer version)
         if key not in _INT8_CACHE:
-            if isinstance(den, CascadeDenoiser):  # 8-bit detail network, float overview
-                _INT8_CACHE[key] = den.with_detail(Int8Denoiser(den.detail))
-            else:
-                _INT8_CACHE[key] = Int8Denoiser(den)
+            _INT8_CACHE[key] = int8_version(den)
         return _INT8_CACHE[key]

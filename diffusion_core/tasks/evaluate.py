@@ -22,8 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core.models.quant import Int8Denoiser
-from diffusion_core.models.registry import ModelInfo, find_model, load_denoiser, sha256_file
+from diffusion_core.models.registry import (
+    ModelInfo,
+    find_model,
+    int8_version,
+    load_denoiser,
+    model_identity,
+)
 from diffusion_core.system.cpuinfo import cpu_model
 from diffusion_core.system.paths import REPO_ROOT
 from diffusion_core.units import IMAGE_EXTS, sigma_from_255
@@ -80,7 +85,7 @@ def model_method(name: str = "natural", device: str = "cpu", int8: bool = False)
         den.use_channels_last(True)
     fn = den
     if int8:
-        fn = Int8Denoiser(den, max_cached=8)
+        fn = int8_version(den, max_cached=8)
 
     @torch.inference_mode()
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -280,7 +285,7 @@ def write_json(result: dict, path: str | Path) -> None:
 def _sha_of(model) -> str | None:
     try:
         info = model if isinstance(model, ModelInfo) else find_model(model)
-        return sha256_file(info.path / "model.safetensors")
+        return model_identity(info)
     except Exception:  # noqa: BLE001 - a record, not a reason to fail the benchmark
         return None
 
