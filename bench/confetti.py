@@ -76,7 +76,8 @@ def thumb_psnr(a: torch.Tensor, b: torch.Tensor, block: int = 16) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-def measure(name: str, files: list[Path], seeds: int, threshold: float) -> dict:
+def measure(name: str, files: list[Path], seeds: int, threshold: float,
+            extra_steps: tuple[int, ...] = ()) -> dict:
     info = find_model(name)
     den = load_denoiser(info, "cpu")
     t0 = time.perf_counter()
@@ -100,7 +101,21 @@ def measure(name: str, files: list[Path], seeds: int, threshold: float) -> dict:
         restored.append(out)
         originals.append(x0)
     t_restore = time.perf_counter() - t1
-    return {"sha256": info.card.get("sha256"), "overview": bool(info.card.get("overview")),
+    more = {}
+    for start in extra_steps:  # the same restores from other steps (reported, not judged)
+        rs = []
+        for i, (p, x0) in enumerate(zip(files, originals)):
+            with torch.inference_mode():
+                out = restore(den, x0, schedule, start, 50, sampler="ddpm", seed=i,
+                              keep_frames=False).final
+            rs.append({"photo": p.name, "confetti": float(confetti_share(out[None], threshold)[0]),
+                       "thumb_psnr": thumb_psnr(out, x0), "mean_colour_diff_255": float(
+                           ((out.mean(dim=(1, 2)) - x0.mean(dim=(1, 2))) * 127.5).abs().max())})
+            if i < 4:
+                restored.append(out)
+        more[str(start)] = rs
+    return {"more_starts": more, "sha256": info.card.get("sha256"),
+            "overview": bool(info.card.get("overview")),
             "static_confetti": static_share.tolist(),
             "static_confetti_mean": float(static_share.mean()),
             "restore_rows": rows,
@@ -110,7 +125,10 @@ def measure(name: str, files: list[Path], seeds: int, threshold: float) -> dict:
 
 
 def sheet(m: dict, path: Path) -> None:
-    rows = [list(m["_static"]), m["_originals"], m["_restored"]]
+    n0 = len(m["_originals"])
+    rows = [list(m["_static"]), m["_originals"], m["_restored"][:n0]]
+    if len(m["_restored"]) > n0:  # the first four from each further start step
+        rows.append(m["_restored"][n0:])
     n = max(len(r) for r in rows)
     tiles = []
     for r in rows:
@@ -137,10 +155,23 @@ def markdown(res: dict) -> str:
             f"{sum(r['psnr'] for r in rows) / len(rows):.2f} dB | "
             f"{sum(r['thumb_psnr'] for r in rows) / len(rows):.2f} dB | "
             f"{max(r['mean_colour_diff_255'] for r in rows):.1f} | {'yes' if ok else '**no**'} |")
+    extra = [s for m in res["models"].values() for s in m.get("more_starts", {})]
+    if extra:
+        lines += ["", "Restores from further start steps (the same photos, seeds and sampler; "
+                  "reported, not judged):", "",
+                  "| model | start step | confetti | thumbnail PSNR | worst channel-mean shift |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, m in res["models"].items():
+            for start, rs in m.get("more_starts", {}).items():
+                lines.append(
+                    f"| `{name}` | {start} | {sum(r['confetti'] for r in rs) / len(rs):.1%} | "
+                    f"{sum(r['thumb_psnr'] for r in rs) / len(rs):.2f} dB | "
+                    f"{max(r['mean_colour_diff_255'] for r in rs):.1f} |")
     for name, m in res["models"].items():
         lines += ["", f"## `{name}`", "",
-                  f"![{name}]({Path(m['sheet']).name}) (top: from static; middle: the "
-                  f"originals; bottom: restored from step {START_STEP})", "",
+                  f"![{name}]({Path(m['sheet']).name}) (top: from static; then the "
+                  f"originals; restored from step {START_STEP}; and where asked, the first "
+                  "four restored from each further start step)", "",
                   "Static, per seed: " + ", ".join(f"{v:.0%}" for v in m["static_confetti"]),
                   "", "| photo | confetti | PSNR | thumbnail PSNR | channel-mean shift |",
                   "|---|---:|---:|---:|---:|"]
@@ -156,6 +187,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--photos", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--also-from", type=int, nargs="*", default=[900],
+                   help="further start steps to restore from (reported; default 900)")
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--out", default=str(DEFAULT_OUT))
     a = p.parse_args(argv)
@@ -172,7 +205,7 @@ def main(argv=None) -> int:
            "seeds": a.seeds, "photos": a.photos, "models": {},
            "command": "python bench/confetti.py " + " ".join(argv or sys.argv[1:])}
     for name in a.models:
-        m = measure(name, files[:a.photos], a.seeds, thr)
+        m = measure(name, files[:a.photos], a.seeds, thr, tuple(a.also_from))
         m["sheet"] = str(out.parent / f"{out.name}_{Path(name).name}.png")
         sheet(m, Path(m["sheet"]))
         res["models"][name] = m

@@ -36,7 +36,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from diffusion_core.media.decode import load_image  # noqa: E402
-from diffusion_core.models.registry import find_model, load_denoiser  # noqa: E402
+from diffusion_core.models.registry import (  # noqa: E402
+    find_model,
+    load_denoiser,
+    model_identity,
+)
 from diffusion_core.system.cpuinfo import cpu_model  # noqa: E402
 from diffusion_core.tasks.sigma_error import (  # noqa: E402
     BLUR_WIDTHS,
@@ -128,8 +132,10 @@ def measure(models: list[str], data: Path, seed: int) -> dict:
             rows = sigma_error_table(den, clean, SIGMAS, torch.Generator().manual_seed(seed),
                                      confetti_threshold=threshold)
         secs = time.perf_counter() - t0
-        res["models"][name] = {
+        res["models"][Path(name).name] = {
             "sha256": info.card.get("sha256"), "steps": info.card.get("steps"),
+            "identity": model_identity(info),
+            "overview_steps": (info.card.get("overview") or {}).get("steps"),
             "seconds": secs,
             "rows": [dict(r.as_dict(), beats_mean_colour=r.beats_mean_colour,
                           smooth_enough=r.smooth_enough(res["clean_roughness"], ROUGHNESS_FACTOR))
@@ -141,7 +147,9 @@ def measure(models: list[str], data: Path, seed: int) -> dict:
 def model_table(name: str, m: dict, res: dict) -> list[str]:
     rows = m["rows"]
     lines = [
-        f"## `{name}`" + (f" ({m['steps']:,} steps, sha256 {m['sha256'][:12]})" if m["sha256"] else ""),
+        f"## `{name}`" + (f" ({m['steps']:,} steps, sha256 {m['sha256'][:12]})" if m["sha256"] else "")
+        + (f": a cascade; its overview network {m['overview_steps']:,} steps"
+           if m.get("overview_steps") else ""),
         "",
         "| σ | σ (0-255) | model MSE | mean-colour MSE | best-blur MSE (widths, px) | noisy MSE "
         "| chroma roughness | confetti share | MSE < mean colour | roughness ≤ 3 × clean |",

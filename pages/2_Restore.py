@@ -82,10 +82,12 @@ if mode == MODE_GENERATE and info.kind == "photo":
     st.info(
         ("No handwritten-digits model is installed yet, so the photo model is used. "
          if not digit_models() else "")
-        + "The photo model learned to *clean* photos, not to draw them: started from pure "
-        "noise it invents textures (blotches, edges, patches of colour) rather than a "
-        "recognisable picture. That is still the reverse process at work, just with nothing "
-        "to hold on to."
+        + "The photo model learned to *clean* photos, not to draw particular things. From "
+        "pure noise it first settles the picture's overall light and colours, then paints "
+        "texture into them: what comes out is a soft, painterly patchwork (earthy browns and "
+        "greens, patches of blue and violet, hints of rock, foliage or sky), not anything you "
+        "could name. That is still the reverse process at work, just with nothing to hold on "
+        "to: start from a noisy photo instead and it finds the photo again."
     )
 
 c1, c2, c3, c4 = st.columns([2.2, 1.4, 0.9, 0.9])
@@ -224,7 +226,9 @@ if out.known and res.metrics:
            f"and the final picture **{res.final_metrics.get('psnr', float('nan')):.2f} dB**."
            if res.final_metrics.get("one_step_x0_psnr") is not None else "")
         + " Start from a large noise step and almost nothing of the original is left: the "
-        "model then invents detail that was never there."
+        "model then invents detail that was never there. With the shipped photo model, from "
+        "step 700 of the linear schedule it keeps the photo's overall brightness and main "
+        "colours but not its objects; from step 900 even the colours drift."
     )
 
 # ---------------------------------------------------------------- downloads

@@ -7,9 +7,9 @@ on training photos, and optionally install the overview network into a model fol
 Tuning pictures: the centre 256 x 256 of every 27th photo of ../shared/data/train/CBSD432
 (16 photos; never the test sets). At each of 27 noise levels from 0.01 to 80 (log-spaced;
 one noise draw, seed 0) both networks guess once, and least squares gives the overview's
-share ``a`` of the coarse content and the detail network's shares of its fine luma and
-chroma. Where the detail network adds less than 1 % to the overview alone the level gets
-(1, 0, 0), and the detail network is not called there. Either way the guess's chroma
+shares of the coarse brightness and colour and the detail network's shares of its fine
+brightness and colour. Where the detail network adds less than 1 % to the overview alone the
+level gets (1, 1, 0, 0), and the detail network is not called there. Either way the guess's chroma
 roughness must stay within 2 x the clean crops' (on the 256 px crops and on their 128 px
 quarters);
 where it does not, b_chroma is lowered (and, if need be, ``a`` raised): see :func:`fit`.
@@ -35,10 +35,9 @@ from diffusion_core.maths.precond import EDMDenoiser  # noqa: E402
 from diffusion_core.media.photos import read_rgb_uint8  # noqa: E402
 from diffusion_core.models.cascade import (  # noqa: E402
     MixTable,
-    coarse,
     fit_mix_weights,
     grow,
-    luma_part,
+    mix,
     overview_factor,
     shrink,
 )
@@ -51,6 +50,7 @@ from diffusion_core.training.data import folder_paths  # noqa: E402
 SIGMAS = [float(s) for s in torch.logspace(math.log10(0.01), math.log10(80.0), 27,
                                            dtype=torch.float64)]
 GAIN = 0.01
+FIELDS = ("a", "a_chroma", "b_luma", "b_chroma")  # the order of cascade.mix's weights
 ROUGH = 2.0  # the most chroma roughness allowed, in multiples of the clean crops'
 
 
@@ -62,8 +62,10 @@ def load_overview(path: Path) -> tuple[EDMDenoiser, dict]:
         cfg = json.loads(ck["config"])
         net = build_network(cfg["net"])
         net.load_state_dict(ck["ema"])
-        return EDMDenoiser(net).eval(), {"steps": int(ck["step"]),
-                                         "wall_time_s": float(ck.get("elapsed_s", 0))}
+        return EDMDenoiser(net).eval(), {
+            "steps": int(ck["step"]), "wall_time_s": round(float(ck.get("elapsed_s", 0)), 1),
+            "net": cfg["net"], "parameters": sum(p.numel() for p in net.parameters()),
+            "data": cfg["data"], "config": cfg}
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -89,31 +91,14 @@ def mse(a, b) -> float:
     return float(((a.double() - b.double()) ** 2).mean())
 
 
-def mix(w, o, d, k):
-    a, bl, bc = w
-    dc = coarse(d, k)
-    fine = d - dc
-    fl = luma_part(fine)
-    return a * o + (1 - a) * dc + bl * fl + bc * (fine - fl)
-
-
-def _refit_a_bl(clean, d, o, k, bc) -> tuple[float, float]:
-    """Least-squares (a, b_luma) with b_chroma held at ``bc`` (each clipped to [0, 1])."""
-    dc = coarse(d, k).double()
-    fine = d.double() - dc
-    fl = luma_part(fine)
-    r = (clean.double() - dc - bc * (fine - fl)).reshape(-1)
-    A = torch.stack([(o.double() - dc).reshape(-1), fl.reshape(-1)], 1)
-    coef = torch.linalg.solve(A.T @ A + 1e-12 * torch.eye(2, dtype=torch.float64), A.T @ r)
-    return tuple(float(min(1.0, max(0.0, c))) for c in coef)
-
-
 @torch.inference_mode()
 def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable, list]:
-    """Per noise level: the least-squares weights on the 256 px crops, kept only where the
-    mix's chroma roughness stays within ``ROUGH`` x the clean crops' both on those crops and
-    on their four 128 px quarters (where k is 2, as in bench/sigma_error.py); else b_chroma
-    is lowered (bisection; a and b_luma refitted), and if that is not enough, ``a`` raised."""
+    """Per noise level: the least-squares weights (a, a_chroma, b_luma, b_chroma) on the
+    256 px crops, kept only where the mix's chroma roughness stays within ``ROUGH`` x the
+    clean crops' both on those crops and on their four 128 px quarters (where k is 2, as in
+    bench/sigma_error.py); else b_chroma is lowered (bisection; the others refitted), and if
+    that is not enough, a_chroma is picked from a grid (the lowest error within the limit, or
+    else the smoothest)."""
     sets = []
     quarters = torch.cat([clean[..., i:i + 128, j:j + 128] for i in (0, 128) for j in (0, 128)])
     for c in (clean, quarters):
@@ -135,42 +120,48 @@ def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable
         (d, o), k0 = guesses[0], sets[0][1]
 
         def rough(wts):
-            return max(float(chroma_roughness(mix(wts, oo, dd, kk)).mean()) / cr
+            return max(float(chroma_roughness(mix(wts, dd, oo, kk)).mean()) / cr
                        for (dd, oo), (_, kk, cr) in zip(guesses, sets))
 
-        fitted = fit_mix_weights(clean, d, o, k0)
-        e_d, e_o = mse(d, clean), mse(o, clean)
-        e_fit = mse(mix(fitted, o, d, k0), clean)
-        if e_fit > (1 - GAIN) * e_o:
-            cands = [(1.0, 0.0, 0.0), fitted]
-        else:
-            cands = [fitted]
-        weights = next((c for c in cands if rough(c) <= ROUGH), None)
-        how = "fit" if weights == fitted else "one network"
-        if weights is None:
-            how = "b_chroma lowered"
-            lo, hi = 0.0, fitted[2]
-            if rough((*_refit_a_bl(clean, d, o, k0, 0.0), 0.0)) > ROUGH:
-                lo = hi = 0.0
+        def refit(**fixed):
+            return fit_mix_weights(clean, d, o, k0, fixed={FIELDS.index(n): v
+                                                           for n, v in fixed.items()})
+
+        def bisect(make, lo, hi):
+            """The largest value in [lo, hi] whose weights keep within the roughness limit
+            (which holds at lo)."""
             for _ in range(20):
                 mid = (lo + hi) / 2
-                if rough((*_refit_a_bl(clean, d, o, k0, mid), mid)) <= ROUGH:
+                if rough(make(mid)) <= ROUGH:
                     lo = mid
                 else:
                     hi = mid
-            a, bl = _refit_a_bl(clean, d, o, k0, lo)
-            weights = (a, bl, lo)
+            return lo
+
+        fitted = fit_mix_weights(clean, d, o, k0)
+        e_d, e_o = mse(d, clean), mse(o, clean)
+        cands = [fitted]
+        if mse(mix(fitted, d, o, k0), clean) > (1 - GAIN) * e_o:
+            cands.insert(0, (1.0, 1.0, 0.0, 0.0))
+        weights = next((c for c in cands if rough(c) <= ROUGH), None)
+        how = "fit" if weights == fitted else "overview alone"
+        if weights is None:
+            how = "b_chroma lowered"
+            bc = bisect(lambda v: refit(b_chroma=v), 0.0, fitted[3]) \
+                if rough(refit(b_chroma=0.0)) <= ROUGH else 0.0
+            weights = refit(b_chroma=bc)
             if rough(weights) > ROUGH:
-                how = "b_chroma 0, a raised"
-                lo_a, hi_a = a, 1.0
-                for _ in range(20):
-                    mid = (lo_a + hi_a) / 2
-                    if rough((mid, bl, 0.0)) <= ROUGH:
-                        hi_a = mid
-                    else:
-                        lo_a = mid
-                weights = (hi_a, bl, 0.0)
-        e_mix = mse(mix(weights, o, d, k0), clean)
+                # b_chroma 0 is not enough: the colour's share between the two networks on a
+                # grid, the lowest error within the limit, or else the smoothest
+                grid = [refit(b_chroma=0.0, a_chroma=v / 10) for v in range(11)]
+                ok = [w for w in grid if rough(w) <= ROUGH]
+                if ok:
+                    how = "b_chroma 0, a_chroma chosen"
+                    weights = min(ok, key=lambda w: mse(mix(w, d, o, k0), clean))
+                else:
+                    how = "b_chroma 0, the smoothest a_chroma (over the limit)"
+                    weights = min(grid, key=rough)
+        e_mix = mse(mix(weights, d, o, k0), clean)
         rows.append(weights)
         report.append({"sigma": s, "fit": [round(v, 4) for v in fitted],
                        "used": [round(v, 4) for v in weights], "how": how,
@@ -179,7 +170,8 @@ def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable
         print(f"sigma {s:8.4f}  fit {tuple(round(v, 3) for v in fitted)}  used "
               f"{tuple(round(v, 3) for v in weights)} ({how}; roughness {rough(weights):.2f} x "
               f"clean)  mse mix {e_mix:.5f} detail {e_d:.5f} overview {e_o:.5f}", flush=True)
-    table = MixTable(tuple(math.log(s) for s in SIGMAS), *(tuple(c) for c in zip(*rows)))
+    a, ac, bl, bc = (tuple(c) for c in zip(*rows))
+    table = MixTable(tuple(math.log(s) for s in SIGMAS), a, bl, bc, ac)
     return table, report
 
 

@@ -18,6 +18,7 @@ from diffusion_core.models.cascade import (
     fit_mix_weights,
     grow,
     luma_part,
+    mix,
     overview_factor,
     shrink,
 )
@@ -90,7 +91,8 @@ def test_coarse_keeps_constant_pictures_and_luma_part_splits_gray_from_colour():
 
 def test_mix_table_interpolates_in_log_sigma_and_holds_the_ends():
     t = _table()
-    a, bl, bc = t.at(torch.tensor([0.01, 0.1, math.sqrt(0.1), 1.0, math.sqrt(10.0), 80.0]))
+    a, bl, bc, ac = t.at(torch.tensor([0.01, 0.1, math.sqrt(0.1), 1.0, math.sqrt(10.0), 80.0]))
+    assert torch.equal(ac, a)  # no a_chroma column: the colour follows the brightness
     assert a.tolist() == pytest.approx([0.0, 0.0, 0.25, 0.5, 0.75, 1.0], abs=1e-6)
     assert bl.tolist() == pytest.approx([1.0, 1.0, 0.9, 0.8, 0.4, 0.0], abs=1e-6)
     assert bc.tolist() == pytest.approx([1.0, 1.0, 0.6, 0.2, 0.1, 0.0], abs=1e-6)
@@ -171,11 +173,35 @@ def test_fit_recovers_known_weights():
     d = torch.randn(3, 3, 16, 16, generator=g)
     o = grow(shrink(torch.randn(3, 3, 16, 16, generator=g), 4), 4, 16, 16)
     dc = coarse(d, 4)
-    fine = d - dc
-    fl = luma_part(fine)
-    clean = 0.3 * o + 0.7 * dc + 0.9 * fl + 0.4 * (fine - fl)
-    a, bl, bc = fit_mix_weights(clean, d, o, 4)
-    assert (a, bl, bc) == pytest.approx((0.3, 0.9, 0.4), abs=1e-6)
+    fine, step = d - dc, o - dc
+    fl, sl = luma_part(fine), luma_part(step)
+    clean = dc + 0.3 * sl + 0.6 * (step - sl) + 0.9 * fl + 0.4 * (fine - fl)
+    assert fit_mix_weights(clean, d, o, 4) == pytest.approx((0.3, 0.6, 0.9, 0.4), abs=1e-6)
+    assert torch.allclose(mix((0.3, 0.6, 0.9, 0.4), d, o, 4), clean, atol=1e-5)
+    # one weight held: the others are still found exactly, the held one is kept
+    assert fit_mix_weights(clean, d, o, 4, fixed={3: 0.4}) == pytest.approx(
+        (0.3, 0.6, 0.9, 0.4), abs=1e-6)
+    assert fit_mix_weights(clean, d, o, 4, fixed={1: 0.0})[1] == 0.0
+
+
+def test_separate_colour_share_takes_the_overview_colour_only():
+    """a = 0, a_chroma = 1: the brightness of the detail guess's coarse part with the
+    overview's colour. With a gray detail guess and an overview of constant colour, the
+    result's chroma is the overview's and its luma the detail guess's."""
+    t = MixTable((0.0,), a=(0.0,), b_luma=(1.0,), b_chroma=(1.0,), a_chroma=(1.0,))
+    cas = CascadeDenoiser(Half(), Ones(), t, size=2)
+    y = torch.full((1, 3, 4, 4), 0.4)  # gray: the detail guess is 0.2 everywhere, gray
+    out = cas(y, 1.0)
+    # overview 1 is gray too: its colour (none) replaces the detail's (none), luma kept
+    assert torch.allclose(out, torch.full_like(out, 0.2), atol=1e-6)
+    red = CascadeDenoiser(Half(), lambda v, s: torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+                          .expand_as(v), t, size=2)
+    out = red(y, 1.0)
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    assert torch.allclose((out * w).sum(1), torch.full((1, 4, 4), 0.2), atol=1e-6)  # luma kept
+    # the colour is the red overview's: its chroma direction is (1 - 0.299, -0.299, -0.299)
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([0.2 + 0.701, 0.2 - 0.299,
+                                                          0.2 - 0.299]), atol=1e-6)
 
 
 def test_registry_loads_a_cascade_folder_and_checks_both_files(tmp_path):

@@ -69,7 +69,7 @@ def test_generate_from_pure_noise(user_models_dir):
     assert not at.error, [e.value for e in at.error]
     has_digits = (ROOT / "models" / "digits" / "model.safetensors").exists()
     if not has_digits:  # the photo model stands in and the page says what to expect
-        assert any("invents textures" in i.value for i in at.info)
+        assert any("painterly patchwork" in i.value for i in at.info)
     at.button[0].click().run()
     _wait_done(at)
     assert not at.exception, [e.message for e in at.exception]
@@ -127,7 +127,7 @@ def test_live_progress_and_stop_keeps_the_partial_result(user_models_dir):
 def test_generate_with_the_photo_model_says_it_invents_textures(user_models_dir):
     at = _new_page(restore_mode="generate", restore_model_generate="natural")
     assert not at.error, [e.value for e in at.error]
-    assert any("invents textures" in i.value for i in at.info)
+    assert any("painterly patchwork" in i.value for i in at.info)
 
 
 def test_a_failed_run_shows_one_message(user_models_dir):

@@ -12,16 +12,17 @@ resolution trade, Hoogeboom et al. 2023).
 The two guesses are mixed per noise level:
 
     coarse(v)  = U(P_k v)                              (P_k: k x k mean, U: bilinear back)
-    D(y, sigma) = a * U(O(P_k y, sigma / k)) + (1 - a) * coarse(d)
+    o = U(O(P_k y, sigma / k))
+    D(y, sigma) = coarse(d) + a * luma(o - coarse(d)) + a_chroma * chroma(o - coarse(d))
                 + b_luma * luma(d - coarse(d)) + b_chroma * chroma(d - coarse(d))
 
 with ``d = detail(y, sigma)``, ``O`` the overview network, and the colour split in BT.601
-YCbCr (``luma``: the part that only changes brightness; ``chroma`` the rest). The weights
-``a, b_luma, b_chroma`` are a table over log(sigma), interpolated linearly in between and
-held at the ends; they were fitted by least squares on training photos
-(:func:`fit_mix_weights`). Where ``a = 0`` and both ``b = 1`` the overview is not called,
-and where ``a = 1`` and both ``b = 0`` the detail network is not called, so light noise
-costs what the detail network alone costs.
+YCbCr (``luma``: the part that only changes brightness; ``chroma`` the rest): the overview's
+shares of the coarse brightness and colour, and the detail network's shares of its own fine
+brightness and colour. The weights are a table over log(sigma), interpolated linearly in
+between and held at the ends; they were fitted by least squares on training photos
+(:func:`fit_mix_weights`). Where both ``a`` are 0 and both ``b`` 1 the overview is not
+called, and where both ``a`` are 1 and both ``b`` 0 the detail network is not called.
 """
 
 from __future__ import annotations
@@ -40,36 +41,43 @@ _LUMA = (0.299, 0.587, 0.114)
 @dataclass(frozen=True)
 class MixTable:
     """The mixing weights per noise level: ``log_sigma`` increasing, and for each level the
-    overview's share ``a`` of the coarse content, and the detail network's shares of its own
-    fine brightness (``b_luma``) and fine colour (``b_chroma``)."""
+    overview's share ``a`` of the coarse brightness (and ``a_chroma`` of the coarse colour;
+    None: the same as ``a``), and the detail network's shares of its own fine brightness
+    (``b_luma``) and fine colour (``b_chroma``)."""
 
     log_sigma: tuple[float, ...]
     a: tuple[float, ...]
     b_luma: tuple[float, ...]
     b_chroma: tuple[float, ...]
+    a_chroma: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        if self.a_chroma is None:
+            object.__setattr__(self, "a_chroma", tuple(self.a))
         n = len(self.log_sigma)
-        if n < 1 or any(len(v) != n for v in (self.a, self.b_luma, self.b_chroma)):
+        if n < 1 or any(len(v) != n for v in (self.a, self.b_luma, self.b_chroma,
+                                               self.a_chroma)):
             raise ValueError("a mix table needs the same number of entries in every column")
         if any(b <= a for a, b in zip(self.log_sigma, self.log_sigma[1:])):
             raise ValueError("a mix table's noise levels must increase")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MixTable":
-        return cls(*(tuple(float(v) for v in d[k])
-                     for k in ("log_sigma", "a", "b_luma", "b_chroma")))
+        cols = [tuple(float(v) for v in d[k]) for k in ("log_sigma", "a", "b_luma", "b_chroma")]
+        a_chroma = d.get("a_chroma")
+        return cls(*cols, tuple(float(v) for v in a_chroma) if a_chroma is not None else None)
 
     def to_dict(self) -> dict:
         return {"log_sigma": list(self.log_sigma), "a": list(self.a),
-                "b_luma": list(self.b_luma), "b_chroma": list(self.b_chroma)}
+                "a_chroma": list(self.a_chroma), "b_luma": list(self.b_luma),
+                "b_chroma": list(self.b_chroma)}
 
-    def at(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(a, b_luma, b_chroma) at each sigma (float64, same shape as sigma)."""
+    def at(self, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(a, b_luma, b_chroma, a_chroma) at each sigma (float64, same shape as sigma)."""
         ls = torch.log(sigma.double().clamp_min(1e-12))
         xs = torch.tensor(self.log_sigma, dtype=torch.float64)
         out = []
-        for col in (self.a, self.b_luma, self.b_chroma):
+        for col in (self.a, self.b_luma, self.b_chroma, self.a_chroma):
             ys = torch.tensor(col, dtype=torch.float64)
             out.append(_interp(ls, xs, ys))
         return tuple(out)
@@ -183,27 +191,30 @@ class CascadeDenoiser(nn.Module):
         s = torch.as_tensor(sigma, dtype=torch.float32, device=y.device).reshape(-1)
         if s.numel() == 1:
             s = s.expand(n)
-        a, bl, bc = (v.to(torch.float32).to(y.device) for v in self.table.at(s.cpu()))
-        need_overview = bool((a > 0).any())
-        need_detail = bool(((a < 1) | (bl > 0) | (bc > 0)).any())
+        a, bl, bc, ac = (v.to(torch.float32).to(y.device) for v in self.table.at(s.cpu()))
+        need_overview = bool(((a > 0) | (ac > 0)).any())
+        need_detail = bool(((a < 1) | (ac < 1) | (bl > 0) | (bc > 0)).any())
         if not need_overview:
             if bool(((bl == 1) & (bc == 1)).all()):
                 self.calls["detail"] += 1
                 return self.detail(y, s)
         k = overview_factor(h, w, self.size)
-        out = torch.zeros_like(y, dtype=torch.float32)
         col = (lambda t: t.view(-1, 1, 1, 1))
+        d_coarse = torch.zeros_like(y, dtype=torch.float32)
+        out = d_coarse
         if need_detail:
             self.calls["detail"] += 1
             d = self.detail(y, s).float()
             d_coarse = coarse(d, k)
             fine = d - d_coarse
             fine_luma = luma_part(fine)
-            out = out + col(1 - a) * d_coarse + col(bl) * fine_luma + col(bc) * (fine - fine_luma)
+            out = d_coarse + col(bl) * fine_luma + col(bc) * (fine - fine_luma)
         if need_overview:
             self.calls["overview"] += 1
-            o = self.overview(shrink(y.float(), k), s / k).float()
-            out = out + col(a) * grow(o, k, h, w)
+            o = grow(self.overview(shrink(y.float(), k), s / k).float(), k, h, w)
+            step = o - d_coarse
+            step_luma = luma_part(step)
+            out = out + col(a) * step_luma + col(ac) * (step - step_luma)
         return out.to(y.dtype)
 
 
@@ -211,28 +222,40 @@ class CascadeDenoiser(nn.Module):
 
 
 def mix_features(detail_guess: torch.Tensor, overview_guess: torch.Tensor, k: int):
-    """The three directions the mix can move in from ``coarse(d)``, for least squares:
-    (overview - coarse(d), fine luma of d, fine chroma of d)."""
+    """``coarse(d)`` and the four directions the mix moves in from it, in the order of
+    :func:`mix`'s weights: the coarse luma and chroma of (overview - coarse(d)), d's fine luma
+    and fine chroma."""
     d_coarse = coarse(detail_guess, k)
     fine = detail_guess - d_coarse
     fl = luma_part(fine)
-    return d_coarse, (overview_guess - d_coarse, fl, fine - fl)
+    step = overview_guess - d_coarse
+    sl = luma_part(step)
+    return d_coarse, (sl, step - sl, fl, fine - fl)
+
+
+def mix(weights, detail_guess: torch.Tensor, overview_guess: torch.Tensor, k: int):
+    """The cascade's guess from both networks' guesses (the overview's grown to full size)
+    with weights (a, a_chroma, b_luma, b_chroma)."""
+    base, feats = mix_features(detail_guess, overview_guess, k)
+    return base + sum(w * f for w, f in zip(weights, feats))
 
 
 def fit_mix_weights(clean: torch.Tensor, detail_guess: torch.Tensor,
-                    overview_guess: torch.Tensor, k: int) -> tuple[float, float, float]:
-    """(a, b_luma, b_chroma) that minimise the squared error of the mix against ``clean``
-    (float64 least squares over every pixel of the batch), each clipped to [0, 1];
-    ``overview_guess`` is already grown to full size."""
+                    overview_guess: torch.Tensor, k: int,
+                    fixed: dict[int, float] | None = None) -> tuple[float, ...]:
+    """(a, a_chroma, b_luma, b_chroma) that minimise the squared error of :func:`mix` against
+    ``clean`` (float64 least squares over every pixel of the batch), each clipped to [0, 1];
+    ``fixed`` holds some of them (by index) at given values."""
+    fixed = fixed or {}
     base, feats = mix_features(detail_guess.double(), overview_guess.double(), k)
-    A = torch.stack([f.reshape(-1) for f in feats], 1)
-    r = (clean.double() - base).reshape(-1)
-    gram = A.T @ A + 1e-12 * torch.eye(3, dtype=torch.float64)
-    coef = torch.linalg.solve(gram, A.T @ r)
-    return tuple(float(min(1.0, max(0.0, c))) for c in coef)
-
-
-def smooth_log_table(sigmas: list[float], rows: list[tuple[float, float, float]]) -> MixTable:
-    """A :class:`MixTable` from per-sigma fits (sigmas increasing)."""
-    cols = list(zip(*rows))
-    return MixTable(tuple(math.log(s) for s in sigmas), *(tuple(c) for c in cols))
+    r = clean.double() - base
+    for i, v in fixed.items():
+        r = r - v * feats[i]
+    free = [i for i in range(len(feats)) if i not in fixed]
+    out = dict(fixed)
+    if free:
+        A = torch.stack([feats[i].reshape(-1) for i in free], 1)
+        gram = A.T @ A + 1e-12 * torch.eye(len(free), dtype=torch.float64)
+        coef = torch.linalg.solve(gram, A.T @ r.reshape(-1))
+        out.update({i: float(min(1.0, max(0.0, c))) for i, c in zip(free, coef)})
+    return tuple(out[i] for i in range(len(feats)))

@@ -294,6 +294,9 @@ def train(
         card_path = Path(init_weights).with_name("card.json")
         if card_path.exists():  # continue the step count and wall time of that model
             card = json.loads(card_path.read_text())
+            overview = card.get("overview") or {}
+            if Path(init_weights).name == overview.get("file"):  # a cascade's overview network
+                card = overview
             step = int(card.get("steps", 0))
             elapsed_before = float(card.get("wall_time_s", 0.0))
 
