@@ -73,7 +73,7 @@ PHOTO_SIDE = 256  # the photo of the bell-curve and guessing scenes
 NOISE_SEED = 0
 BELL_STEPS = (0, 20, 50, 100, 200, 400, 1000)  # the bell-curve scene's noise steps
 GUESS_NOISE_255 = (25, 150, 400)  # the one-step guesses: noise on the 0-255 scale
-PHOTO_MODELS = ("natural_full", "natural")  # preferred photo models, best at heavy noise first
+PHOTO_MODELS = ("natural", "natural_full")  # preferred photo models, best at heavy noise first
 RESTORE_NOISE_255 = 100
 RESTORE_SAMPLER = "ddim"
 #: (longest side, steps) of the live restore, richest first: the first that fits the budget
