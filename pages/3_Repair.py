@@ -156,8 +156,9 @@ with tab_fill:
             "about 30 dB differences are hard to see). A smooth fill often scores well on "
             "PSNR because it guesses the average; a well-trained diffusion model invents "
             "texture instead, which looks more natural but is never exactly the original "
-            "(the shipped model is still early in its training, so its fill-ins are rough "
-            "for now). The undamaged pixels are kept exactly as they were by both methods."
+            "(the shipped photo model keeps the colours and light around a hole, but its "
+            "fill-ins still score a little below the smooth fill on average). The undamaged "
+            "pixels are kept exactly as they were by both methods."
             if out["known"] else
             "Your own upload: we don't know what was under the damage, so there is "
             "nothing to measure against. Judge by eye.")

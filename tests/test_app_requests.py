@@ -322,7 +322,7 @@ def test_no_page_or_ui_module_keeps_a_model_cache_of_its_own():
 
 def test_an_8_bit_model_is_kept_only_while_its_float_model_is(fresh_cache, monkeypatch):
     monkeypatch.setattr(registry, "_INT8_CACHE", {})
-    monkeypatch.setattr(registry, "Int8Denoiser", lambda den: ("int8", den))
+    monkeypatch.setattr(registry, "Int8Denoiser", lambda den, **options: ("int8", den))
     monkeypatch.setattr(registry, "MAX_CACHED_MODELS", 1)
     q1 = registry.get_int8_denoiser("d1")
     assert q1 == ("int8", registry.get_denoiser("d1")) and registry.get_int8_denoiser("d1") is q1

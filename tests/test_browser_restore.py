@@ -67,11 +67,12 @@ def test_photo_model_from_pure_noise(app_server, page, artifacts_dir):
     page.goto(app_server + "/Restore")
     page.get_by_role("button", name="▶ Run", exact=True).wait_for()
     page.get_by_text("Pure noise (generate)").click()
-    page.wait_for_function(  # the page has rerun with the generate mode's model list
-        "() => [...document.querySelectorAll('input[aria-label=Model]')].length === 1"
-        " && document.body.innerText.includes('Size of the invented picture')")
+    page.wait_for_function(  # the page has rerun: the generate mode's list, digits first
+        "() => { const b = [...document.querySelectorAll('input[aria-label=Model]')];"
+        " return b.length === 1 && b[0].value === 'digits (shipped)'; }")
     _choose(page, "Model", "natural (shipped)")
     page.get_by_text("The photo model").first.wait_for()
+    page.get_by_text("Size of the invented picture").wait_for()
     _choose(page, "Sampler", "DPM-Solver++ (2M), high-order")
     _set_steps(page, 12)
     page.get_by_role("button", name="▶ Run", exact=True).click()

@@ -72,7 +72,9 @@ def test_ddim_eta_one_is_ddpm():
 # model, fixed crop, sum of D(y, sigma 25), elements 0, 100, 500, 1000 (float32; the sums agree
 # to 1e-4 between 1 and 2 CPU threads)
 MODEL_GOLDEN = [
-    ("natural", photo_crop, 1312.3343505859375, (0.350298, 0.752081, 0.832398, 0.829205)),
+    # natural is the photo cascade (detail + overview networks, models/cascade.py); the detail
+    # network alone gave 1312.3343505859375, (0.350298, 0.752081, 0.832398, 0.829205)
+    ("natural", photo_crop, 1313.6334228515625, (0.346297, 0.747612, 0.835554, 0.83289)),
     ("digits", digit_crop, -633.1994018554688, (-0.995213, -0.985321, 0.546409, -0.979038)),
 ]
 

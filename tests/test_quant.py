@@ -57,7 +57,29 @@ def _photo(size: int = 96) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_denoiser("natural")
+    """The shipped photo model's patch network: what the 8-bit path quantizes (natural is a
+    cascade whose small overview network stays in float)."""
+    den = load_denoiser("natural")
+    return getattr(den, "detail", den)
+
+
+def test_the_cascade_8_bit_version_stays_close_to_the_float_cascade():
+    from diffusion_core.models.cascade import CascadeDenoiser
+    from diffusion_core.models.registry import int8_version
+
+    den = load_denoiser("natural")
+    assert isinstance(den, CascadeDenoiser)
+    q = int8_version(den)
+    assert isinstance(q, CascadeDenoiser) and isinstance(q.detail, quant.Int8Denoiser)
+    assert q.overview is den.overview  # the overview stays in float
+    sigma = 2 * 50 / 255
+    x0 = _photo()
+    y = (x0 + sigma * torch.randn(x0.shape, generator=torch.Generator().manual_seed(8)))[None]
+    with torch.inference_mode():
+        f32 = den(y, torch.tensor([sigma]))[0]
+        i8 = q(y, torch.tensor([sigma]))[0]
+    assert q.calls == {"detail": 1, "overview": 1}
+    assert psnr(i8.clamp(-1, 1), f32.clamp(-1, 1)) > 40
 
 
 def test_int8_is_quantized_and_close_to_float(shipped):
