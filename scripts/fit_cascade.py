@@ -23,6 +23,7 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +42,11 @@ from diffusion_core.models.cascade import (  # noqa: E402
     overview_factor,
     shrink,
 )
-from diffusion_core.models.nets import build_network  # noqa: E402
-from diffusion_core.models.registry import _load_weights, find_model  # noqa: E402
+from diffusion_core.models.registry import ModelInfo, find_model, load_denoiser  # noqa: E402
 from diffusion_core.system.paths import SHARED_DATA_DIR  # noqa: E402
 from diffusion_core.tasks.sigma_error import chroma_roughness  # noqa: E402
 from diffusion_core.training.data import folder_paths  # noqa: E402
+from diffusion_core.training.train import export_checkpoint  # noqa: E402
 
 SIGMAS = [float(s) for s in torch.logspace(math.log10(0.01), math.log10(80.0), 27,
                                            dtype=torch.float64)]
@@ -54,26 +55,14 @@ FIELDS = ("a", "a_chroma", "b_luma", "b_chroma")  # the order of cascade.mix's w
 ROUGH = 2.0  # the most chroma roughness allowed, in multiples of the clean crops'
 
 
-def load_overview(path: Path) -> tuple[EDMDenoiser, dict]:
-    """The overview network from a run folder (its checkpoint's EMA weights) or a
-    safetensors file; and a note of where it came from."""
-    if path.is_dir():
-        ck = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)
-        cfg = json.loads(ck["config"])
-        net = build_network(cfg["net"])
-        net.load_state_dict(ck["ema"])
-        return EDMDenoiser(net).eval(), {
-            "steps": int(ck["step"]), "wall_time_s": round(float(ck.get("elapsed_s", 0)), 1),
-            "net": cfg["net"], "parameters": sum(p.numel() for p in net.parameters()),
-            "data": cfg["data"], "config": cfg}
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        cfg = json.loads((f.metadata() or {})["config"])
-    net = build_network(cfg)
-    net.load_state_dict(load_file(str(path)))
-    return EDMDenoiser(net).eval(), {}
+def load_overview(path: Path, scratch: Path) -> tuple[EDMDenoiser, Path, dict]:
+    """The overview network from a run folder (its checkpoint's EMA weights, exported into
+    ``scratch``) or a model folder: the denoiser, its weights file and its card."""
+    if (path / "checkpoint.pt").exists():
+        export_checkpoint(path, scratch)
+        path = scratch
+    info = ModelInfo(path.name, path, "user", json.loads((path / "card.json").read_text()))
+    return load_denoiser(info).eval(), path / "model.safetensors", info.card
 
 
 def tuning_batch(side: int = 256) -> torch.Tensor:
@@ -177,32 +166,31 @@ def fit(detail, overview, clean: torch.Tensor, size: int = 64) -> tuple[MixTable
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--overview", required=True, help="run folder or safetensors file")
-    ap.add_argument("--detail", default="models/natural/model.safetensors")
+    ap.add_argument("--overview", required=True,
+                    help="run folder (its checkpoint) or model folder of the overview network")
+    ap.add_argument("--detail", default="natural",
+                    help="model (name or folder) whose patch network is the detail network")
     ap.add_argument("--install", default=None, help="model folder to put the cascade in")
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    info = find_model(str(Path(args.detail).parent))
-    detail = _load_weights(info, Path(args.detail).name, None, False, None).eval()
-    overview, note = load_overview(Path(args.overview))
-    table, report = fit(detail, overview, tuning_batch())
-    out = {"mix": table.to_dict(), "report": report, "overview": note,
-           "seconds": round(time.time() - t0, 1)}
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
-    if args.install:
+    den = load_denoiser(find_model(args.detail))
+    detail = getattr(den, "detail", den)  # a folder already holding a cascade: its patch network
+    with tempfile.TemporaryDirectory() as scratch:
+        overview, weights, ov_card = load_overview(Path(args.overview), Path(scratch))
+        note = {k: ov_card[k] for k in ("steps", "wall_time_s", "net", "parameters", "data",
+                                        "config") if k in ov_card}
+        table, report = fit(detail, overview, tuning_batch())
+        out = {"mix": table.to_dict(), "report": report, "overview": note,
+               "seconds": round(time.time() - t0, 1)}
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        if not args.install:
+            return 0
         dest = Path(args.install)
-        if Path(args.overview).is_dir():
-            from diffusion_core.training.train import export_checkpoint
-
-            export_checkpoint(Path(args.overview), Path("/tmp/overview_export"))
-            src = Path("/tmp/overview_export/model.safetensors")
-        else:
-            src = Path(args.overview)
-        shutil.copyfile(src, dest / "overview.safetensors")
+        shutil.copyfile(weights, dest / "overview.safetensors")
         card_path = dest / "card.json"
         card = json.loads(card_path.read_text())
         card["overview"] = {

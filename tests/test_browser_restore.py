@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.waiting import choose
+
 pytestmark = pytest.mark.browser
 
 
@@ -48,18 +50,6 @@ def test_restore_short_run(app_server, page, artifacts_dir):
     assert dl.value.suggested_filename.endswith(".json")
 
 
-def _choose(page, label: str, option: str) -> None:
-    """Pick an option of a selectbox (retry when the list closes before the click)."""
-    box = page.get_by_role("combobox", name=label, exact=True)
-    for _ in range(10):
-        box.click()
-        try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=3000)
-            break
-        except Exception:  # noqa: BLE001 - the list closed before the click
-            page.keyboard.press("Escape")
-    assert box.input_value() == option
-
 
 def test_photo_model_from_pure_noise(app_server, page, artifacts_dir):
     """Generate mode with the shipped photo model (the overview + detail cascade): a 128 px
@@ -70,10 +60,10 @@ def test_photo_model_from_pure_noise(app_server, page, artifacts_dir):
     page.wait_for_function(  # the page has rerun: the generate mode's list, digits first
         "() => { const b = [...document.querySelectorAll('input[aria-label=Model]')];"
         " return b.length === 1 && b[0].value === 'digits (shipped)'; }")
-    _choose(page, "Model", "natural (shipped)")
+    choose(page, "Model", "natural (shipped)")
     page.get_by_text("The photo model").first.wait_for()
     page.get_by_text("Size of the invented picture").wait_for()
-    _choose(page, "Sampler", "DPM-Solver++ (2M), high-order")
+    choose(page, "Sampler", "DPM-Solver++ (2M), high-order")
     _set_steps(page, 12)
     page.get_by_role("button", name="▶ Run", exact=True).click()
     page.get_by_role("heading", name="The result").wait_for(timeout=180_000)

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from tests.waiting import choose
+
 pytestmark = pytest.mark.browser
 
 
@@ -16,20 +18,6 @@ def _set_number(page, label: str, n: int) -> None:
     page.wait_for_function(
         "([l, n]) => [...document.querySelectorAll('input')].some("
         "i => i.getAttribute('aria-label') === l && i.value === String(n))", arg=[label, n])
-
-
-def _choose(page, label: str, option: str) -> None:
-    """Pick an option of a selectbox (the first click can land while the expander around it
-    is still opening, which closes the list again: retry)."""
-    box = page.get_by_role("combobox", name=label, exact=True)
-    for _ in range(10):
-        box.click()
-        try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=3000)
-            break
-        except Exception:  # noqa: BLE001 - the list closed before the click
-            page.keyboard.press("Escape")
-    assert box.input_value() == option
 
 
 def _progress_step(page) -> int:
@@ -44,7 +32,7 @@ def test_train_tiny_model_live(app_server, page, artifacts_dir):
     page.goto(app_server + "/Train")
     page.get_by_text("Some of the 1,797 pictures it will learn from").wait_for()
     page.get_by_text("Advanced settings").click()
-    _choose(page, "Model size", "Tiny (a quick test; learns little)")
+    choose(page, "Model size", "Tiny (a quick test; learns little)")
     page.get_by_text("tiny network").wait_for()
     _set_number(page, "Training steps", 400)
     _set_number(page, "New samples every … steps", 50)
@@ -81,4 +69,4 @@ def test_train_tiny_model_live(app_server, page, artifacts_dir):
     page.wait_for_function(  # the page has rerun: one model list, the digits models first
         "() => { const b = [...document.querySelectorAll('input[aria-label=Model]')];"
         " return b.length === 1 && b[0].value === 'digits (shipped)'; }")
-    _choose(page, "Model", "browser-tiny (yours)")
+    choose(page, "Model", "browser-tiny (yours)")

@@ -52,3 +52,17 @@ def open_page(path: str, timeout: float = 180, **state):
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option of a Streamlit selectbox in a Playwright page (the first click can land
+    while an expander around it is still opening, which closes the list again: retry)."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    for _ in range(10):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=3000)
+            break
+        except Exception:  # noqa: BLE001 - the list closed before the click
+            page.keyboard.press("Escape")
+    assert box.input_value() == option

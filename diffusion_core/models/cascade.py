@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffusion_core.models.nets import pad_to_multiple
+
 # BT.601 luma weights: luma(v) keeps, per pixel, the gray part (Y, Y, Y) of v
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -105,12 +107,7 @@ def shrink(v: torch.Tensor, k: int) -> torch.Tensor:
     is too small) at the bottom and right to multiples of k."""
     if k == 1:
         return v
-    h, w = v.shape[-2:]
-    ph, pw = (-h) % k, (-w) % k
-    if ph or pw:
-        mode = "reflect" if (ph < h and pw < w) else "replicate"
-        v = F.pad(v, (0, pw, 0, ph), mode=mode)
-    return F.avg_pool2d(v, k)
+    return F.avg_pool2d(pad_to_multiple(v, k), k)
 
 
 def grow(v: torch.Tensor, k: int, h: int, w: int) -> torch.Tensor:
@@ -194,10 +191,9 @@ class CascadeDenoiser(nn.Module):
         a, bl, bc, ac = (v.to(torch.float32).to(y.device) for v in self.table.at(s.cpu()))
         need_overview = bool(((a > 0) | (ac > 0)).any())
         need_detail = bool(((a < 1) | (ac < 1) | (bl > 0) | (bc > 0)).any())
-        if not need_overview:
-            if bool(((bl == 1) & (bc == 1)).all()):
-                self.calls["detail"] += 1
-                return self.detail(y, s)
+        if not need_overview and bool(((bl == 1) & (bc == 1)).all()):
+            self.calls["detail"] += 1
+            return self.detail(y, s)
         k = overview_factor(h, w, self.size)
         col = (lambda t: t.view(-1, 1, 1, 1))
         d_coarse = torch.zeros_like(y, dtype=torch.float32)

@@ -140,17 +140,22 @@ def _colourize(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     return torch.cat([r, gch, b], 1).clamp(0, 1)
 
 
+def _non_empty(sources: list[Source]) -> tuple[list[Source], torch.Tensor]:
+    """The sources that hold pictures and their drawing probabilities (weights normalised)."""
+    kept = [s for s in sources if s.images]
+    if not kept:
+        raise ValueError("No training images found in the requested data sources.")
+    w = torch.tensor([s.weight for s in kept], dtype=torch.float64)
+    return kept, w / w.sum()
+
+
 class PatchSampler:
     """Draws training batches (N, 3, P, P) in [-1, 1] and a per-sample 'gray' flag, and
     when any source has a class, a third item: each sample's label (N,) (-1: none)."""
 
     def __init__(self, sources: list[Source], patch: int, p_gray: float = 0.15,
                  p_edge_chroma: float = 0.0):
-        self.sources = [s for s in sources if s.images]
-        if not self.sources:
-            raise ValueError("No training images found in the requested data sources.")
-        w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
-        self.probs = w / w.sum()
+        self.sources, self.probs = _non_empty(sources)
         self.patch = patch
         self.p_gray = p_gray
         self.p_edge_chroma = p_edge_chroma  # share of colourized crops given _edge_chroma
@@ -259,11 +264,7 @@ class WholePictureSampler:
 
     def __init__(self, sources: list[Source], size: int, p_gray: float = 0.1,
                  max_zoom: float = 1.5, keep: int = 160):
-        self.sources = [s for s in sources if s.images]
-        if not self.sources:
-            raise ValueError("No training images found in the requested data sources.")
-        w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
-        self.probs = w / w.sum()
+        self.sources, self.probs = _non_empty(sources)
         self.size, self.p_gray, self.max_zoom = int(size), float(p_gray), float(max_zoom)
         # Shrink once, to a shorter side of ``keep`` px, so a batch only shrinks small copies.
         self.pictures = [[_shrink_uint8(img, max(keep, int(size * max_zoom) + 1))
